@@ -1,0 +1,62 @@
+# Beyond Transformers — every set-up step lives here, so a fresh clone needs only
+#   make serve   (install, build the book, serve book + dashboard)
+#   make test    (install, run the whole suite, browser tests included)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 5006
+BOOK_PORT ?= 8000
+HOST   ?= 127.0.0.1
+# Pinned for local and CI installs (a CPU wheel); the package itself asks only torch>=2.1 so Colab keeps its own.
+TORCH_PIN ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: install book static dashboard serve test test-fast gpu-check bench sync clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_PIN)"
+	$(BIN)/python -m pip install -q -e ".[book,apps,dev]"
+	@touch $@
+
+# plotly.js served from the site itself (no CDN); copied from the installed plotly package.
+static: install
+	@$(BIN)/python -c "import plotly, pathlib, shutil; src = pathlib.Path(plotly.__file__).parent / 'package_data' / 'plotly.min.js'; shutil.copyfile(src, '_static/plotly.min.js')"
+
+# Executes every chapter (a failing cell fails the build) and writes _build/html.
+book: static
+	POSTLIB_BOOK_BUILD=1 $(BIN)/jupyter-book build . --warningiserror --keep-going
+
+dashboard: install
+	$(BIN)/python -m apps.serve --port $(PORT) --address $(HOST)
+
+serve: book
+	@echo "Book:      http://$(HOST):$(BOOK_PORT)/intro.html"
+	@echo "Dashboard: http://$(HOST):$(PORT)/dashboard"
+	@$(BIN)/python -m http.server $(BOOK_PORT) --bind $(HOST) --directory _build/html > /dev/null 2>&1 & \
+	  trap "kill $$! 2>/dev/null" EXIT INT TERM; \
+	  $(BIN)/python -m apps.serve --port $(PORT) --address $(HOST)
+
+test: install static
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+# Unit tests only (no book build, no browser).
+test-fast: install
+	$(BIN)/python -m pytest -n 2 -m "not book and not browser" $(PYTEST_ARGS)
+
+# Keep each chapter's .md and its output-free Colab .ipynb in sync.
+sync: install
+	$(BIN)/jupytext --sync chapters/*/*.md
+
+bench: install
+	$(BIN)/python -m postlib.bench --help
+
+# Runs on a CUDA machine from the source tree, with no install step (torch, triton, numpy present).
+gpu-check:
+	PYTHONPATH=. $(PYTHON) -m postlib.kernels.gpu_check --out postlib/bench/results/gpu_check.json
+
+clean:
+	rm -rf _build .pytest_cache

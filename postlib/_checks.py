@@ -1,0 +1,84 @@
+"""Input validation shared by every public function.
+
+Every check raises ``ValueError`` (wrong shape or value) or ``TypeError``
+(wrong type, dtype or device) with a message that names the argument and the
+expected shape, so a learner sees *which* tensor was wrong and *what* was
+expected instead of an opaque broadcasting error deep inside a kernel.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def check_tensor(x, name: str, ndim: int | None = None, shape_doc: str = "",
+                 floating: bool = True) -> torch.Tensor:
+    """Check that ``x`` is a tensor with ``ndim`` dimensions and a float dtype."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape {shape_doc}, got {type(x).__name__}")
+    if ndim is not None and x.dim() != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions {shape_doc}, got shape {tuple(x.shape)}")
+    if floating and x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be a floating tensor (float16/bfloat16/float32/float64), got {x.dtype}")
+    return x
+
+
+def check_same(tensors: Sequence[torch.Tensor], names: Sequence[str], what: str = "device and dtype") -> None:
+    """Check that tensors share device and dtype (what every kernel assumes)."""
+    first, first_name = tensors[0], names[0]
+    for t, n in zip(tensors[1:], names[1:]):
+        if t.device != first.device:
+            raise TypeError(f"{n} is on {t.device} but {first_name} is on {first.device}; all inputs must share a device")
+        if t.dtype != first.dtype:
+            raise TypeError(f"{n} has dtype {t.dtype} but {first_name} has {first.dtype}; all inputs must share a dtype")
+
+
+def check_qkv(q, k, v, shape_doc: str = "(batch, heads, length, head_dim)"):
+    """Validate attention inputs: q (B,H,Lq,D), k (B,H,Lk,D), v (B,H,Lk,Dv)."""
+    check_tensor(q, "q", 4, shape_doc)
+    check_tensor(k, "k", 4, shape_doc)
+    check_tensor(v, "v", 4, shape_doc)
+    check_same([q, k, v], ["q", "k", "v"])
+    if k.shape[:2] != q.shape[:2] or v.shape[:2] != q.shape[:2]:
+        raise ValueError(f"q, k, v must share (batch, heads); got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if k.shape[-1] != q.shape[-1]:
+        raise ValueError(f"k must have head_dim {q.shape[-1]} like q {shape_doc}, got k {tuple(k.shape)}")
+    if v.shape[2] != k.shape[2]:
+        raise ValueError(f"v must have the same length as k ({k.shape[2]}) {shape_doc}, got v {tuple(v.shape)}")
+    if q.shape[2] == 0 or k.shape[2] == 0:
+        raise ValueError(f"length must be at least 1, got q {tuple(q.shape)}, k {tuple(k.shape)}")
+
+
+def check_sequence(x, d_model: int, name: str = "x") -> torch.Tensor:
+    """Validate a mixer input of shape (batch, length, d_model)."""
+    check_tensor(x, name, 3, "(batch, length, d_model)")
+    if x.shape[-1] != d_model:
+        raise ValueError(f"{name} must have shape (batch, length, d_model={d_model}), got {tuple(x.shape)}")
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} must have length >= 1, got shape {tuple(x.shape)}")
+    return x
+
+
+def check_token(x_t, d_model: int, name: str = "x_t") -> torch.Tensor:
+    """Validate one decoding step's input of shape (batch, d_model)."""
+    check_tensor(x_t, name, 2, "(batch, d_model)")
+    if x_t.shape[-1] != d_model:
+        raise ValueError(f"{name} must have shape (batch, d_model={d_model}), got {tuple(x_t.shape)}")
+    return x_t
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_choice(value, name: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value

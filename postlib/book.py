@@ -1,0 +1,130 @@
+"""What every chapter's first cell needs.
+
+    from postlib.book import setup
+    sizes = setup("baseline")      # seeds, plotly renderer, CPU/GPU size profile
+
+* **Plotly renderer.** plotly ≥ 6.1 under nbclient emits only
+  ``application/vnd.plotly.v1+json``, which myst-nb drops: the figure would be
+  blank in the book. During the book build we register a renderer that emits
+  ``text/html`` referencing a ``plotly.min.js`` served from the site's own
+  ``_static`` folder, so no request leaves the site.
+* **Sizes.** Chapters never hard-code sizes twice: they ask for a profile that
+  is small on a CPU (≈ a minute per chapter) and bigger on a GPU.
+* **explore().** One call gives ipywidgets controls in a live notebook and a
+  plotly figure with a slider over precomputed frames in the static book.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+import torch
+
+BOOK_BUILD_ENV = "POSTLIB_BOOK_BUILD"
+RENDERER = "postlib_html"
+
+# Per-chapter sizes. "cpu" keeps each chapter near a minute on a laptop CPU.
+PROFILES: dict[str, dict[str, dict]] = {
+    "baseline": {
+        "cpu": dict(bench_lengths=[128, 256, 512, 1024, 2048], bench_d_model=64, bench_repeats=3,
+                    memory_lengths=[1024, 2048, 4096, 8192, 16384], map_length=32, tile_length=24, tile_block=6),
+        "gpu": dict(bench_lengths=[512, 1024, 2048, 4096, 8192, 16384], bench_d_model=256, bench_repeats=10,
+                    memory_lengths=[1024, 2048, 4096, 8192, 16384, 32768], map_length=32, tile_length=24, tile_block=6),
+    },
+}
+
+
+def in_book_build() -> bool:
+    """True while ``make book`` executes the chapters (static output wanted)."""
+    return os.environ.get(BOOK_BUILD_ENV) == "1"
+
+
+def on_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def device_kind() -> str:
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def sizes(chapter: str, kind: str | None = None) -> dict:
+    """The size profile of ``chapter`` for this device ("cpu" or "gpu")."""
+    if chapter not in PROFILES:
+        raise ValueError(f"chapter must be one of {sorted(PROFILES)}, got {chapter!r}")
+    kind = kind or device_kind()
+    return dict(PROFILES[chapter][kind])
+
+
+def register_renderer() -> str:
+    """Register (once) and return the name of the static HTML renderer."""
+    import plotly.io as pio
+    from plotly.io._base_renderers import MimetypeRenderer
+
+    class StaticHTMLRenderer(MimetypeRenderer):
+        def to_mimebundle(self, fig_dict):
+            html = pio.to_html(fig_dict, full_html=False, include_plotlyjs=False, include_mathjax=False,
+                               config={"responsive": True, "displaylogo": False})
+            return {"text/html": html}
+
+    if RENDERER not in pio.renderers:
+        pio.renderers[RENDERER] = StaticHTMLRenderer()
+    return RENDERER
+
+
+def setup(chapter: str | None = None, seed: int = 0) -> dict:
+    """Seed everything, choose a plotly renderer, and return the chapter's size profile."""
+    import plotly.io as pio
+
+    from .train import seed_everything
+    seed_everything(seed)
+    if in_book_build():
+        pio.renderers.default = register_renderer()
+    elif on_colab():
+        pio.renderers.default = "colab"
+    return sizes(chapter) if chapter else {}
+
+
+def explore(builder: Callable, controls: dict, **fixed):
+    """Interactive exploration of a ``postlib.viz`` builder.
+
+    ``controls`` maps a builder argument to the list of values to offer.
+    In a live notebook: ipywidgets sliders/dropdowns re-run the builder.
+    In the static book: the first control becomes a plotly slider over
+    precomputed frames (the other controls stay at their first value).
+    """
+    if not controls:
+        raise ValueError("controls must name at least one argument and its values")
+    if in_book_build() or not _widgets_available():
+        from .viz.core import frames_figure
+        name, values = next(iter(controls.items()))
+        rest = {k: list(v)[0] for k, v in list(controls.items())[1:]}
+        return frames_figure(builder, name, values, play=False, **rest, **fixed)
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    out = widgets.Output()
+    pickers = {k: (widgets.SelectionSlider(options=list(v), description=k, continuous_update=False)
+                   if all(isinstance(x, (int, float)) for x in v)
+                   else widgets.Dropdown(options=list(v), description=k))
+               for k, v in controls.items()}
+
+    def redraw(_=None):
+        with out:
+            out.clear_output(wait=True)
+            builder(**{k: w.value for k, w in pickers.items()}, **fixed).show()
+
+    for w in pickers.values():
+        w.observe(redraw, names="value")
+    redraw()
+    display(widgets.VBox([*pickers.values(), out]))
+    return None
+
+
+def _widgets_available() -> bool:
+    try:
+        import ipywidgets  # noqa: F401
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
