@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 
 # plotly.js served from the site itself (no CDN); copied from the installed plotly package.
 static: install
-	@$(BIN)/python -c "import plotly, pathlib, shutil; src = pathlib.Path(plotly.__file__).parent / 'package_data' / 'plotly.min.js'; shutil.copyfile(src, '_static/plotly.min.js')"
+	@$(BIN)/python -c "from postlib.book import install_static; install_static('_static')"
 
 # Executes every chapter (a failing cell fails the build) and writes _build/html.
 book: static

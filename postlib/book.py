@@ -128,3 +128,17 @@ def _widgets_available() -> bool:
     except ImportError:
         return False
     return get_ipython() is not None
+
+
+def install_static(static_dir="_static") -> str:
+    """Copy the installed plotly.js into the book's ``_static`` folder (served by the site, no CDN)."""
+    import shutil
+    from pathlib import Path
+
+    import plotly
+    src = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    dest = Path(static_dir) / "plotly.min.js"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists() or dest.stat().st_size != src.stat().st_size:
+        shutil.copyfile(src, dest)
+    return str(dest)

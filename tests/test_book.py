@@ -39,6 +39,8 @@ def toc_files() -> list[str]:
 def built_book():
     """Build the book exactly as ``make book`` does (unless POSTLIB_SKIP_BOOK_BUILD=1 reuses _build)."""
     if os.environ.get("POSTLIB_SKIP_BOOK_BUILD") != "1":
+        from postlib.book import install_static
+        install_static(ROOT / "_static")
         env = dict(os.environ, POSTLIB_BOOK_BUILD="1")
         jb = Path(sys.executable).parent / "jupyter-book"
         proc = subprocess.run([str(jb), "build", ".", "--warningiserror", "--keep-going"], cwd=ROOT, env=env,
