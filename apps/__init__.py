@@ -1,0 +1,7 @@
+"""The Panel dashboard of *Beyond Transformers*.
+
+``python -m apps.serve`` (or ``make dashboard``) serves one app at
+``/dashboard``; ``apps.dashboard`` discovers every page module in
+``apps/pages/`` and ``apps.widgets`` holds the helpers pages share
+(memory budget, plotly pane, error alerts).
+"""

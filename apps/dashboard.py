@@ -1,0 +1,200 @@
+"""One Panel app for the whole book: a sidebar of pages, one page per family.
+
+Pages are discovered, not listed: every module in ``apps/pages/`` that defines
+``PAGE = {"title": str, "order": int, "viewer": <pn.viewable.Viewer subclass>}``
+becomes a page, sorted by ``order``. A page module that fails to import (or a
+viewer that fails to build) shows an error card with its traceback instead of
+taking the whole dashboard down, and the error is logged.
+
+Serve it with ``python -m apps.serve`` (``make dashboard``), or
+``panel serve apps/dashboard.py``. Offline by construction: Panel serves its
+own JavaScript, and ``BootstrapTemplate`` is the stock template that fetches
+no web fonts (the others request Google Fonts).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import pkgutil
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script by ``panel serve apps/dashboard.py``
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import panel as pn
+
+TITLE = "Beyond Transformers — explorer"
+PAGES_PACKAGE = "apps.pages"
+# A page whose module failed to import has no order of its own: list it last.
+_FAILED_ORDER = math.inf
+
+log = logging.getLogger("apps.dashboard")
+
+# "plotly" loads the Plotly pane's bundled JS (served by Panel itself, no CDN).
+pn.extension("plotly", notifications=False)
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """One entry of the sidebar: a page that loaded (``viewer``) or failed (``error``)."""
+
+    slug: str
+    title: str
+    order: float
+    viewer: type | None = None
+    error: str | None = None
+
+
+def _spec_from_module(slug: str, module) -> PageSpec | None:
+    page = getattr(module, "PAGE", None)
+    if page is None:
+        return None  # a helper module, not a page
+    problems = []
+    if not isinstance(page, dict):
+        problems.append(f"PAGE must be a dict, got {type(page).__name__}")
+        page = {}
+    title, order, viewer = page.get("title"), page.get("order"), page.get("viewer")
+    if not isinstance(title, str) or not title:
+        problems.append(f"PAGE['title'] must be a non-empty str, got {title!r}")
+    if isinstance(order, bool) or not isinstance(order, (int, float)):
+        problems.append(f"PAGE['order'] must be an int, got {order!r}")
+    if not (isinstance(viewer, type) and issubclass(viewer, pn.viewable.Viewer)):
+        problems.append(f"PAGE['viewer'] must be a pn.viewable.Viewer subclass, got {viewer!r}")
+    title = title if isinstance(title, str) and title else slug
+    if problems:
+        message = f"{PAGES_PACKAGE}.{slug}: invalid PAGE: " + "; ".join(problems)
+        log.error(message)
+        return PageSpec(slug, title, _FAILED_ORDER, error=message)
+    return PageSpec(slug, title, float(order), viewer=viewer)
+
+
+def discover_pages(package: str = PAGES_PACKAGE) -> list[PageSpec]:
+    """Every page module in ``package``, sorted by ``PAGE["order"]`` then title.
+
+    Modules whose name starts with ``_`` are skipped; a module that raises on
+    import becomes a :class:`PageSpec` carrying the traceback (and is logged),
+    so one broken page never hides the others.
+    """
+    pkg = importlib.import_module(package)
+    specs: list[PageSpec] = []
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name.startswith("_"):
+            continue
+        modname = f"{package}.{info.name}"
+        try:
+            module = importlib.import_module(modname)
+        except Exception:  # any import-time failure must stay inside its own page
+            tb = traceback.format_exc()
+            log.error("dashboard page %s failed to import:\n%s", modname, tb)
+            specs.append(PageSpec(info.name, info.name.replace("_", " ").capitalize(), _FAILED_ORDER, error=tb))
+            continue
+        spec = _spec_from_module(info.name, module)
+        if spec is not None:
+            specs.append(spec)
+    return sorted(specs, key=lambda s: (s.order, s.title))
+
+
+def error_card(spec: PageSpec, error: str | None = None) -> pn.viewable.Viewable:
+    """What a broken page shows: a red alert naming the module, and the traceback."""
+    error = error or spec.error or "unknown error"
+    return pn.Column(
+        pn.pane.Alert(f"**The page “{spec.title}” could not be loaded** (`{PAGES_PACKAGE}.{spec.slug}`). "
+                      "The other pages still work; the error below is also in the server log.",
+                      alert_type="danger", sizing_mode="stretch_width"),
+        pn.Card(pn.pane.Markdown(f"```\n{error.rstrip()}\n```", sizing_mode="stretch_width"),
+                title="Traceback", collapsed=False, sizing_mode="stretch_width"),
+        sizing_mode="stretch_width", css_classes=["page-error"])
+
+
+def _unique_labels(pages: list[PageSpec]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for spec in pages:
+        label = spec.title if spec.title not in labels else f"{spec.title} ({spec.slug})"
+        labels[label] = spec.slug
+    return labels
+
+
+def _requested_page(slugs: list[str]) -> str | None:
+    """The ``?page=<slug>`` of the session URL, if it names a page (deep links)."""
+    args = getattr(pn.state, "session_args", None) or {}
+    values = args.get("page") or []
+    for raw in values:
+        slug = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if slug in slugs:
+            return slug
+    return None
+
+
+class Dashboard:
+    """One session's app: the navigation, and each page's viewer built on first visit.
+
+    Viewers are built lazily (a page may measure or load data when built) and
+    kept, so a page keeps its settings when the user comes back to it.
+    """
+
+    def __init__(self, pages: list[PageSpec] | None = None):
+        self.pages = discover_pages() if pages is None else list(pages)
+        self._by_slug = {p.slug: p for p in self.pages}
+        self._built: dict[str, pn.viewable.Viewable] = {}
+        labels = _unique_labels(self.pages)
+        initial = _requested_page(list(self._by_slug)) or (self.pages[0].slug if self.pages else None)
+        self.nav = pn.widgets.RadioButtonGroup(
+            name="Pages", options=labels, value=initial, orientation="vertical", button_type="light",
+            button_style="outline", sizing_mode="stretch_width", css_classes=["dashboard-nav"])
+        self.content = pn.Column(sizing_mode="stretch_width", css_classes=["dashboard-content"])
+        self.nav.param.watch(self._on_nav, "value")
+        self.show(initial)
+
+    def view(self, slug: str) -> pn.viewable.Viewable:
+        """The (cached) viewer of page ``slug``, or its error card."""
+        if slug in self._built:
+            return self._built[slug]
+        spec = self._by_slug[slug]
+        if spec.error is not None:
+            view = error_card(spec)
+        else:
+            try:
+                view = spec.viewer()
+                pn.panel(view)  # build the layout now, so a broken __panel__ fails here, not in Bokeh
+            except Exception:
+                tb = traceback.format_exc()
+                log.error("dashboard page %s failed to build:\n%s", spec.slug, tb)
+                view = error_card(spec, tb)
+        self._built[slug] = view
+        return view
+
+    def show(self, slug: str | None) -> None:
+        if slug is None:
+            self.content.objects = [pn.pane.Alert(f"No dashboard pages were found in `{PAGES_PACKAGE}`.",
+                                                  alert_type="warning")]
+            return
+        self.content.objects = [self.view(slug)]
+
+    def _on_nav(self, event) -> None:
+        self.show(event.new)
+        location = getattr(pn.state, "location", None)
+        if location is not None and event.new is not None:
+            try:
+                location.update_query(page=event.new)
+            except Exception:  # the URL is a convenience; never let it break navigation
+                log.debug("could not update the URL query", exc_info=True)
+
+    def template(self) -> pn.template.BootstrapTemplate:
+        about = pn.pane.Markdown(
+            "Each page drives the same `postlib` code the chapters run: the math in `postlib`, "
+            "the figures in `postlib.viz`.", sizing_mode="stretch_width", styles={"font-size": "0.85em"})
+        return pn.template.BootstrapTemplate(title=TITLE, sidebar=[self.nav, about], main=[self.content],
+                                             sidebar_width=260)
+
+
+def create_app(pages: list[PageSpec] | None = None) -> pn.template.BootstrapTemplate:
+    """A fresh servable for one session (``pn.serve`` calls this per browser session)."""
+    return Dashboard(pages).template()
+
+
+if pn.state.served:
+    create_app().servable(title=TITLE)
