@@ -1,0 +1,148 @@
+"""The efficient-attention family as registered mixers: linear, performer, linformer, reformer.
+
+All reuse ``MultiHeadMixer``'s projections; only ``attend`` (and, for the causal
+ones, the recurrent ``step``) differ. ``tests/test_registry.py`` checks every one
+(shape, step ≡ forward, causality, error messages).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .._checks import check_choice, check_positive_int
+from ..registry import register_mixer
+from .linear import CAUSAL_BACKENDS, FEATURE_MAPS, apply_feature_map, linear_attention_features, recurrent_step
+from .linformer import linformer_attention
+from .mixers import MultiHeadMixer
+from .performer import KERNELS, gaussian_projection, performer_features
+from .reformer import lsh_attention
+
+
+class _RecurrentStateMixin:
+    """Linear-attention state (S, z) per head: constant size, whatever the context length."""
+
+    def init_state(self, batch_size, device=None, dtype=None):
+        device = device or self.qkv.weight.device
+        dtype = dtype or self.qkv.weight.dtype
+        D = self.feature_dim
+        return (torch.zeros(batch_size, self.n_heads, D, self.head_dim, device=device, dtype=dtype),
+                torch.zeros(batch_size, self.n_heads, D, device=device, dtype=dtype))
+
+    def _step(self, x_t, state):
+        q, k, v = self.split_heads(x_t[:, None])                     # (B, H, 1, Dh)
+        pq, pk = self.features(q, k)
+        y, state = recurrent_step(pq[:, :, 0], pk[:, :, 0], v[:, :, 0], state, self.eps)
+        return self.merge_heads(y[:, :, None])[:, 0], state
+
+
+@register_mixer("linear", family="attention", causal=True,
+                summary="Linear attention (Katharopoulos et al. 2020): φ(q)ᵀΣφ(k)vᵀ with φ = elu+1; an RNN at decode time.")
+class LinearAttentionMixer(_RecurrentStateMixin, MultiHeadMixer):
+    causal = True
+
+    def __init__(self, d_model: int, n_heads: int = 4, feature_map: str = "elu+1", backend: str = "auto",
+                 eps: float = 1e-6):
+        super().__init__(d_model, n_heads)
+        self.feature_map = check_choice(feature_map, "feature_map", FEATURE_MAPS)
+        self.backend = check_choice(backend, "backend", CAUSAL_BACKENDS)
+        self.eps = eps
+        self.feature_dim = self.head_dim
+
+    def features(self, q, k):
+        return apply_feature_map(q, self.feature_map), apply_feature_map(k, self.feature_map)
+
+    def attend(self, q, k, v):
+        pq, pk = self.features(q, k)
+        return linear_attention_features(pq, pk, v, causal=True, backend=self.backend, eps=self.eps)
+
+
+@register_mixer("performer", family="attention", causal=True,
+                summary="Performer (Choromanski et al. 2021): FAVOR+ positive orthogonal random features for softmax.")
+class PerformerMixer(_RecurrentStateMixin, MultiHeadMixer):
+    """Causal FAVOR+. The projection ω is a buffer (not trained); ``redraw_features`` draws a fresh one
+    (the paper redraws periodically during training)."""
+
+    causal = True
+
+    def __init__(self, d_model: int, n_heads: int = 4, num_features: int | None = None, kernel: str = "positive",
+                 orthogonal: bool = True, seed: int = 0, eps: float = 1e-6):
+        super().__init__(d_model, n_heads)
+        # Default m = 2·d·ln d features is the paper's Θ(d log d) rule, at least 16.
+        m = num_features or max(16, int(2 * self.head_dim * math.log(max(self.head_dim, 2))))
+        self.num_features = check_positive_int(m, "num_features")
+        self.kernel = check_choice(kernel, "kernel", KERNELS)
+        self.orthogonal, self.eps = bool(orthogonal), eps
+        self.feature_dim = m if kernel == "positive" else 2 * m
+        self.register_buffer("projection", gaussian_projection(m, self.head_dim, self.orthogonal, seed,
+                                                               dtype=torch.float32))
+
+    @torch.no_grad()
+    def redraw_features(self, seed: int) -> None:
+        self.projection.copy_(gaussian_projection(self.num_features, self.head_dim, self.orthogonal, seed,
+                                                  dtype=self.projection.dtype, device=self.projection.device))
+
+    def features(self, q, k):
+        return performer_features(q, k, self.projection.to(q.dtype), self.kernel, causal=True)
+
+    def attend(self, q, k, v):
+        pq, pk = self.features(q, k)
+        return linear_attention_features(pq, pk, v, causal=True, eps=self.eps if self.kernel == "positive" else 0.0)
+
+
+@register_mixer("linformer", family="attention", causal=False,
+                summary="Linformer (Wang et al. 2020): keys and values projected to rank k along the length axis.")
+class LinformerMixer(MultiHeadMixer):
+    """Non-causal: every row of E·K mixes all positions. E and F (k × max_length) are learned, one pair
+    shared across heads (the paper's "headwise sharing"); a shorter input uses the first L columns."""
+
+    causal = False
+
+    def __init__(self, d_model: int, n_heads: int = 4, rank: int = 32, max_length: int = 512,
+                 share_kv: bool = False):
+        super().__init__(d_model, n_heads)
+        self.rank = check_positive_int(rank, "rank")
+        self.max_length = check_positive_int(max_length, "max_length")
+        self.E = nn.Parameter(torch.randn(rank, max_length) / math.sqrt(rank))
+        self.F = self.E if share_kv else nn.Parameter(torch.randn(rank, max_length) / math.sqrt(rank))
+
+    def attend(self, q, k, v):
+        L = k.shape[2]
+        if L > self.max_length:
+            raise ValueError(f"x has length {L} > max_length {self.max_length}: the projections E, F have "
+                             f"shape (rank, max_length); build the mixer with a larger max_length")
+        return linformer_attention(q, k, v, self.E[:, :L], self.F[:, :L])
+
+
+@register_mixer("reformer", family="attention", causal=False,
+                summary="Reformer (Kitaev et al. 2020): shared-QK LSH attention over sorted, chunked buckets.")
+class ReformerMixer(MultiHeadMixer):
+    """Shared-QK LSH attention. Registered non-causal: even with the causal mask, *which* keys share a
+    query's chunk depends on how later tokens hash, so a future token can change a past output.
+    Rehashes with a new seed on every training forward (as the paper does); fixed seed in eval."""
+
+    causal = False
+
+    def __init__(self, d_model: int, n_heads: int = 4, n_buckets: int = 8, n_hashes: int = 2,
+                 chunk_size: int = 16, causal_mask: bool = False, seed: int = 0):
+        super().__init__(d_model, n_heads)
+        self.n_buckets, self.n_hashes = n_buckets, check_positive_int(n_hashes, "n_hashes")
+        self.chunk_size = check_positive_int(chunk_size, "chunk_size")
+        self.causal_mask, self.seed, self._calls = bool(causal_mask), seed, 0
+        # Shared QK: replace the fused (q, k, v) projection by (qk, v).
+        self.qkv = nn.Linear(d_model, 2 * d_model)
+
+    def split_heads(self, x):
+        B, L, _ = x.shape
+        qk, v = self.qkv(x).view(B, L, 2, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return qk, v
+
+    def _forward(self, x):
+        qk, v = self.split_heads(x)
+        seed = self.seed
+        if self.training:
+            self._calls += 1
+            seed += self._calls
+        out = lsh_attention(qk, v, self.n_buckets, self.n_hashes, self.chunk_size, causal=self.causal_mask, seed=seed)
+        return self.merge_heads(out)
