@@ -47,9 +47,15 @@ class PageSpec:
     order: float
     viewer: type | None = None
     error: str | None = None
+    module: str = ""  # the full module name, for error messages
+
+    @property
+    def where(self) -> str:
+        return self.module or f"{PAGES_PACKAGE}.{self.slug}"
 
 
 def _spec_from_module(slug: str, module) -> PageSpec | None:
+    modname = module.__name__
     page = getattr(module, "PAGE", None)
     if page is None:
         return None  # a helper module, not a page
@@ -66,10 +72,10 @@ def _spec_from_module(slug: str, module) -> PageSpec | None:
         problems.append(f"PAGE['viewer'] must be a pn.viewable.Viewer subclass, got {viewer!r}")
     title = title if isinstance(title, str) and title else slug
     if problems:
-        message = f"{PAGES_PACKAGE}.{slug}: invalid PAGE: " + "; ".join(problems)
+        message = f"{modname}: invalid PAGE: " + "; ".join(problems)
         log.error(message)
-        return PageSpec(slug, title, _FAILED_ORDER, error=message)
-    return PageSpec(slug, title, float(order), viewer=viewer)
+        return PageSpec(slug, title, _FAILED_ORDER, error=message, module=modname)
+    return PageSpec(slug, title, float(order), viewer=viewer, module=modname)
 
 
 def discover_pages(package: str = PAGES_PACKAGE) -> list[PageSpec]:
@@ -90,7 +96,8 @@ def discover_pages(package: str = PAGES_PACKAGE) -> list[PageSpec]:
         except Exception:  # any import-time failure must stay inside its own page
             tb = traceback.format_exc()
             log.error("dashboard page %s failed to import:\n%s", modname, tb)
-            specs.append(PageSpec(info.name, info.name.replace("_", " ").capitalize(), _FAILED_ORDER, error=tb))
+            specs.append(PageSpec(info.name, info.name.replace("_", " ").capitalize(), _FAILED_ORDER, error=tb,
+                                  module=modname))
             continue
         spec = _spec_from_module(info.name, module)
         if spec is not None:
@@ -102,7 +109,7 @@ def error_card(spec: PageSpec, error: str | None = None) -> pn.viewable.Viewable
     """What a broken page shows: a red alert naming the module, and the traceback."""
     error = error or spec.error or "unknown error"
     return pn.Column(
-        pn.pane.Alert(f"**The page “{spec.title}” could not be loaded** (`{PAGES_PACKAGE}.{spec.slug}`). "
+        pn.pane.Alert(f"**The page “{spec.title}” could not be loaded** (`{spec.where}`). "
                       "The other pages still work; the error below is also in the server log.",
                       alert_type="danger", sizing_mode="stretch_width"),
         pn.Card(pn.pane.Markdown(f"```\n{error.rstrip()}\n```", sizing_mode="stretch_width"),
@@ -143,8 +150,8 @@ class Dashboard:
         labels = _unique_labels(self.pages)
         initial = _requested_page(list(self._by_slug)) or (self.pages[0].slug if self.pages else None)
         self.nav = pn.widgets.RadioButtonGroup(
-            name="Pages", options=labels, value=initial, orientation="vertical", button_type="light",
-            button_style="outline", sizing_mode="stretch_width", css_classes=["dashboard-nav"])
+            label="Pages", options=labels, value=initial, orientation="vertical", color="light",
+            variant="outline", sizing_mode="stretch_width", css_classes=["dashboard-nav"])
         self.content = pn.Column(sizing_mode="stretch_width", css_classes=["dashboard-content"])
         self.nav.param.watch(self._on_nav, "value")
         self.show(initial)
@@ -162,7 +169,7 @@ class Dashboard:
                 pn.panel(view)  # build the layout now, so a broken __panel__ fails here, not in Bokeh
             except Exception:
                 tb = traceback.format_exc()
-                log.error("dashboard page %s failed to build:\n%s", spec.slug, tb)
+                log.error("dashboard page %s failed to build:\n%s", spec.where, tb)
                 view = error_card(spec, tb)
         self._built[slug] = view
         return view

@@ -1,0 +1,376 @@
+"""Scaling: measure any registered mixers over sequence length, and plot recorded runs.
+
+Widgets and layout only. The measuring is ``postlib.bench.measure_mixers``
+(one point at a time, so the progress bar moves per point and a run can be
+stopped between points); the figure is ``postlib.viz.scaling.scaling_figure``
+(log-log, fitted exponents in the legend).
+
+Measured points are cached for the whole server process, keyed by every
+setting that changes the number (mixer, mode, width, batch, device, dtype,
+length), so going back to a setting is instant and a second browser session
+reuses the first one's points. The figure always shows the cached points for
+the current settings; "Run" measures the missing ones in a background thread.
+Only one measurement runs at a time per process: two at once on the same
+cores would time each other.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import panel as pn
+import param
+import torch
+
+import postlib
+from apps.widgets import ErrorAlert, format_bytes, memory_budget_bytes, over_budget_message, plotly_pane
+from postlib import bench
+from postlib.viz.scaling import scaling_figure
+
+MODES = {"forward": "forward", "forward + backward": "forward_backward"}
+METRICS = {"time (ms)": "time_ms", "peak memory (bytes)": "peak_mem_bytes"}
+WIDTHS = [16, 32, 64, 128, 256]
+# Lengths are powers of two, 2**4 .. 2**14 on a CPU (2**16 on a GPU): beyond that
+# a quadratic mixer takes minutes per point on a laptop.
+LOG2_MIN = 4
+LOG2_MAX = 16 if torch.cuda.is_available() else 14
+BATCH = 1
+DTYPE = torch.float32
+REPEATS, WARMUP = 3, 1
+# Shown on first load, and measured then if not cached: cheap on any CPU.
+DEFAULT_LOG2 = (6, 9)
+DEFAULT_PARTNERS = ("linear", "s4d", "performer", "mamba")
+
+# Process-wide: points measured by any session, and the lock that keeps measurements one at a time.
+_CACHE: dict[tuple, dict] = {}
+_CACHE_LOCK = threading.Lock()
+_MEASURE_LOCK = threading.Lock()
+
+
+def cache_key(name: str, mode: str, d_model: int, device: str, length: int) -> tuple:
+    """Everything that changes a measured number (batch and dtype are fixed on this page)."""
+    return (name, mode, int(d_model), BATCH, str(device), str(DTYPE), int(length))
+
+
+def clear_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def lengths_for(log2_range) -> list[int]:
+    lo, hi = (int(v) for v in log2_range)
+    if lo > hi:
+        lo, hi = hi, lo
+    return [2 ** k for k in range(lo, hi + 1)]
+
+
+def default_mixers(names: list[str]) -> list[str]:
+    """Softmax beside one cheap sub-quadratic mixer, when registered: the contrast the page is about."""
+    picks = [n for n in ("softmax",) if n in names]
+    picks += [n for n in DEFAULT_PARTNERS if n in names][:1]
+    return picks or names[:1]
+
+
+def recorded_files(results_dir: Path | None = None) -> list[str]:
+    """Names of the recorded results files (``*.json``) in ``postlib.bench.RESULTS_DIR``."""
+    folder = Path(results_dir or bench.RESULTS_DIR)
+    return sorted(p.name for p in folder.glob("*.json")) if folder.is_dir() else []
+
+
+def describe_provenance(doc: dict) -> str:
+    """One Markdown paragraph: what was measured, on what, with which versions, when."""
+    prov = doc.get("provenance") or {}
+    device = prov.get("device_name") or prov.get("device_type") or "unknown device"
+    parts = [f"**{doc.get('title', 'untitled')}** — {device}"]
+    versions = ", ".join(f"{k} {prov[k]}" for k in ("torch", "triton", "cuda", "python") if prov.get(k))
+    if versions:
+        parts.append(versions)
+    if prov.get("date"):
+        parts.append(f"recorded {prov['date']}")
+    text = "; ".join(parts) + "."
+    if doc.get("notes"):
+        text += f"\n\n{doc['notes']}"
+    return text
+
+
+def plottable_rows(rows: list[dict], metric: str) -> list[dict]:
+    """Rows the scaling figure can draw: measured (status ok), with a name, a length and the metric."""
+    out = []
+    for r in rows:
+        if not isinstance(r, dict) or str(r.get("status", "ok")) != "ok":
+            continue
+        value = r.get(metric)
+        if r.get("name") is None or r.get("length") is None or not isinstance(value, (int, float)) or value <= 0:
+            continue
+        out.append(r)
+    return out
+
+
+class ScalingPage(pn.viewable.Viewer):
+    """How time and memory grow with sequence length, measured live or read from a recorded run."""
+
+    mixers = param.ListSelector(default=[], objects=[], doc="Registered mixers to measure.")
+    log2_lengths = param.Range(default=DEFAULT_LOG2, bounds=(LOG2_MIN, LOG2_MAX),
+                               doc="Smallest and largest length, as powers of two.")
+    mode = param.Selector(default="forward", objects=list(MODES.values()))
+    metric = param.Selector(default="time_ms", objects=list(METRICS.values()))
+    d_model = param.Selector(default=64, objects=WIDTHS)
+    device = param.Selector(default="cpu", objects=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    recorded = param.Selector(default=None, objects=[], allow_None=True, doc="A recorded results file.")
+    running = param.Boolean(default=False, doc="True while the background thread measures.")
+
+    def __init__(self, autorun: bool = True, **params):
+        names = postlib.list_mixers()
+        self.param.mixers.objects = list(names)
+        if "mixers" not in params:
+            params["mixers"] = default_mixers(names)
+        super().__init__(**params)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.alert = ErrorAlert()
+        self.status = pn.pane.Markdown("", sizing_mode="stretch_width", css_classes=["scaling-status"])
+        self.progress = pn.indicators.Progress(value=0, max=1, visible=False, sizing_mode="stretch_width",
+                                               bar_color="primary")
+        self.skipped = pn.pane.Markdown("", sizing_mode="stretch_width", visible=False)
+        self.figure = plotly_pane(css_classes=["scaling-live"])
+        self.recorded_info = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.recorded_figure = plotly_pane(visible=False, css_classes=["scaling-recorded"])
+        self.recorded_table = pn.pane.DataFrame(None, visible=False, sizing_mode="stretch_width", max_rows=60)
+        self.run_button = pn.widgets.Button(label="Run", color="primary")
+        self.stop_button = pn.widgets.Button(label="Stop", color="default", disabled=True)
+        self.refresh_button = pn.widgets.Button(label="Refresh list", color="light")
+        self.run_button.on_click(self.alert.guard(lambda _e: self.run()))
+        self.stop_button.on_click(self.alert.guard(lambda _e: self.stop()))
+        self.recorded_select = pn.widgets.Select.from_param(self.param.recorded, label="Results file")
+        self.refresh_button.on_click(self.alert.guard(lambda _e: self.refresh_recorded()))
+        self.param.watch(self.alert.guard(self._on_settings), ["mixers", "log2_lengths", "mode", "metric",
+                                                               "d_model", "device"])
+        self.param.watch(self.alert.guard(lambda _e: self.show_recorded()), ["recorded"])
+        self.param.watch(self.alert.guard(lambda _e: self.show_recorded()), ["metric"])
+        # Guarded even here: a broken results file or figure must show an alert, not hide the page.
+        self.alert.guard(self.refresh_recorded)()
+        self.alert.guard(self.redraw)()
+        if autorun and self.missing_points():
+            self.alert.guard(self.run)()
+
+    # ----- settings -> points -------------------------------------------------------------------
+    def points(self) -> list[tuple[str, int]]:
+        """(mixer, length) pairs the current settings ask for."""
+        return [(name, length) for name in self.mixers for length in lengths_for(self.log2_lengths)]
+
+    def missing_points(self) -> list[tuple[str, int]]:
+        with _CACHE_LOCK:
+            return [(n, L) for n, L in self.points()
+                    if cache_key(n, self.mode, self.d_model, self.device, L) not in _CACHE]
+
+    def cached_rows(self) -> list[dict]:
+        with _CACHE_LOCK:
+            found = [_CACHE.get(cache_key(n, self.mode, self.d_model, self.device, L)) for n, L in self.points()]
+        return [r for r in found if r is not None]
+
+    def budget_refusal(self, points: list[tuple[str, int]] | None = None, budget: int | None = None) -> str | None:
+        """The refusal message if any point's estimated working set exceeds the budget, else None.
+
+        Estimates come from ``postlib.bench.estimate_bytes`` (a mixer's own
+        ``memory_estimate`` when it has one, else the dense score matrix per head
+        for attention-like families), so the page refuses exactly what the
+        benchmark would skip, before anything is allocated.
+        """
+        points = self.points() if points is None else points
+        budget = memory_budget_bytes() if budget is None else budget
+        worst: dict[str, tuple[int, int]] = {}
+        for name in {n for n, _ in points}:
+            module = postlib.build_mixer(name, self.d_model)
+            family = postlib.mixer_info(name).family
+            longest = max(L for n, L in points if n == name)
+            worst[name] = (longest, bench.estimate_bytes(module, BATCH, longest, DTYPE, self.mode, family))
+        over = {n: v for n, v in worst.items() if v[1] > budget}
+        if not over:
+            return None
+        name, (length, need) = max(over.items(), key=lambda kv: kv[1][1])
+        return over_budget_message(f"`{name}` at length {length} ({self.mode.replace('_', ' + ')}, "
+                                   f"d_model {self.d_model})", need, budget)
+
+    # ----- measuring ------------------------------------------------------------------------------
+    def run(self, background: bool = True) -> None:
+        """Measure the missing points of the current settings (refused if over the memory budget)."""
+        if self.running:
+            self.status.object = "A measurement is already running on this page; press Stop first."
+            return
+        self.alert.clear()
+        if not self.mixers:
+            self.alert.show("Pick at least one mixer to measure.", kind="warning")
+            return
+        todo = self.missing_points()
+        if not todo:
+            self.redraw()
+            self.status.object = f"All {len(self.points())} points for these settings are already measured (cached)."
+            return
+        refusal = self.budget_refusal(todo)
+        if refusal:
+            self.alert.show(refusal, kind="warning")
+            return
+        settings = dict(mode=self.mode, d_model=self.d_model, device=self.device)
+        self._stop.clear()
+        self.running = True
+        self.run_button.disabled, self.stop_button.disabled = True, False
+        self.progress.max, self.progress.value, self.progress.visible = len(todo), 0, True
+        if background:
+            self._thread = threading.Thread(target=self._measure, args=(todo, settings), daemon=True,
+                                            name="scaling-page-measure")
+            self._thread.start()
+        else:
+            self._measure(todo, settings)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.status.object = "Stopping after the current point…"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the background measurement ends; True when it has."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def _measure(self, todo, settings) -> None:
+        done, final = 0, None
+        try:
+            if not _MEASURE_LOCK.acquire(blocking=False):
+                self.status.object = "Waiting for another session's measurement to finish…"
+                _MEASURE_LOCK.acquire()
+            try:
+                for name, length in todo:
+                    if self._stop.is_set():
+                        break
+                    key = cache_key(name, settings["mode"], settings["d_model"], settings["device"], length)
+                    with _CACHE_LOCK:
+                        cached = key in _CACHE
+                    if not cached:  # another session may have measured it meanwhile
+                        self.status.object = (f"Measuring `{name}` at length {length} "
+                                              f"({settings['mode'].replace('_', ' + ')}) — point {done + 1} of {len(todo)}…")
+                        row = self._measure_point(name, length, settings)
+                        with _CACHE_LOCK:
+                            _CACHE[key] = row
+                    done += 1
+                    self.progress.value = done
+                    self.redraw()
+            finally:
+                _MEASURE_LOCK.release()
+            stopped = self._stop.is_set() and done < len(todo)
+            final = (f"Stopped after {done} of {len(todo)} points." if stopped
+                     else f"Measured {done} point{'s' * (done != 1)} in this run.")
+        except Exception as exc:  # the thread must report, never die silently
+            self.alert.show(f"**Measurement failed:** {type(exc).__name__}: {exc}")
+            final = f"Failed after {done} of {len(todo)} points."
+        finally:
+            self.running = False
+            self.run_button.disabled, self.stop_button.disabled = False, True
+            self.progress.visible = False
+            try:
+                self.redraw()
+            except Exception as exc:
+                self.alert.show(f"**Drawing failed:** {type(exc).__name__}: {exc}")
+            if final:
+                self.status.object = f"{final} {self.status.object}"
+
+    @staticmethod
+    def _measure_point(name: str, length: int, settings: dict) -> dict:
+        """One row from ``measure_mixers``; a mixer that raises becomes an error row, not a dead run."""
+        try:
+            (row,) = bench.measure_mixers([name], [length], d_model=settings["d_model"], batch=BATCH,
+                                          modes=(settings["mode"],), device=settings["device"], dtype=DTYPE,
+                                          repeats=REPEATS, warmup=WARMUP, memory=True,
+                                          max_bytes=memory_budget_bytes())
+        except Exception as exc:
+            row = dict(name=name, length=length, batch=BATCH, d_model=settings["d_model"], mode=settings["mode"],
+                       time_ms=None, peak_mem_bytes=None, device=settings["device"], dtype=str(DTYPE),
+                       status=f"error: {type(exc).__name__}: {exc}")
+        return row
+
+    # ----- drawing --------------------------------------------------------------------------------
+    def _on_settings(self, _event=None) -> None:
+        self.alert.clear()
+        self.redraw()
+
+    def redraw(self) -> None:
+        rows = self.cached_rows()
+        metric_label = next(k for k, v in METRICS.items() if v == self.metric)
+        title = f"{metric_label} vs length — {self.mode.replace('_', ' + ')}, d_model {self.d_model}, {self.device}"
+        drawable = plottable_rows(rows, self.metric)
+        if drawable:
+            self.figure.object = scaling_figure(drawable, metric=self.metric, title=title, fit=True)
+        self.figure.visible = bool(drawable)  # nothing measured yet: the status line says so, no empty axes
+        problems = [f"- `{r['name']}` at {r['length']}: {r['status']}" for r in rows if r.get("status") != "ok"]
+        self.skipped.object = "**Not measured:**\n" + "\n".join(problems) if problems else ""
+        self.skipped.visible = bool(problems)
+        if not self.running:
+            missing = len(self.points()) - len(rows)
+            self.status.object = (f"{missing} of {len(self.points())} points not measured yet for these settings "
+                                  "— press **Run**." if missing else
+                                  f"Showing {len(rows)} measured points (cached).")
+
+    # ----- recorded results -----------------------------------------------------------------------
+    def refresh_recorded(self) -> None:
+        files = recorded_files()
+        self.param.recorded.objects = list(files)  # a copy: param may append the default (None) in place
+        if self.recorded not in files:
+            self.recorded = files[0] if files else None
+        self.recorded_select.visible = bool(files)  # an empty list would show a lone "None"
+        self.show_recorded()
+
+    def show_recorded(self) -> None:
+        if self.recorded is None:
+            self.recorded_info.object = (f"No recorded results yet in `{bench.RESULTS_DIR}`. Record some with "
+                                         "`python -m postlib.bench` on this machine, or `make gpu-check` on a "
+                                         "CUDA machine, then press *Refresh list*.")
+            self.recorded_figure.visible = self.recorded_table.visible = False
+            return
+        doc = bench.load_results(bench.RESULTS_DIR / self.recorded)
+        rows = doc.get("rows") or []
+        drawable = plottable_rows(rows, self.metric)
+        self.recorded_info.object = describe_provenance(doc)
+        if drawable:
+            self.recorded_figure.object = scaling_figure(drawable, metric=self.metric, title=doc.get("title"),
+                                                         fit=True, provenance=doc.get("provenance"))
+            self.recorded_figure.visible, self.recorded_table.visible = True, False
+        else:
+            import pandas as pd
+            self.recorded_info.object += (f"\n\nThese rows have no `{self.metric}` per length to plot; "
+                                          "here they are as a table.")
+            self.recorded_table.object = pd.DataFrame(rows)
+            self.recorded_figure.visible, self.recorded_table.visible = False, True
+
+    # ----- layout ---------------------------------------------------------------------------------
+    def __panel__(self):
+        lengths = pn.widgets.IntRangeSlider.from_param(
+            self.param.log2_lengths, label="Length range (log2: 2^min … 2^max)", start=LOG2_MIN, end=LOG2_MAX, step=1)
+        controls = pn.Column(
+            pn.widgets.MultiChoice.from_param(self.param.mixers, label="Mixers"),
+            lengths,
+            pn.widgets.RadioButtonGroup.from_param(self.param.mode, options=MODES, label="Mode"),
+            pn.widgets.RadioButtonGroup.from_param(self.param.metric, options=METRICS, label="Metric"),
+            pn.widgets.Select.from_param(self.param.d_model, label="d_model"),
+            pn.widgets.Select.from_param(self.param.device, label="Device"),
+            pn.Row(self.run_button, self.stop_button),
+            pn.pane.Markdown(f"Budget per run: {format_bytes(memory_budget_bytes())} "
+                             f"(batch {BATCH}, {str(DTYPE).replace('torch.', '')}, median of {REPEATS})",
+                             styles={"font-size": "0.8em"}),
+            width=320)
+        live = pn.Column(self.alert.pane, self.status, self.progress, self.figure, self.skipped,
+                         sizing_mode="stretch_width")
+        recorded = pn.Column(
+            "## Recorded results",
+            pn.Row(self.recorded_select, self.refresh_button),
+            self.recorded_info, self.recorded_figure, self.recorded_table, sizing_mode="stretch_width")
+        intro = pn.pane.Markdown(
+            "# Scaling with sequence length\nPick mixers and a range of lengths, then **Run**: each point is "
+            "measured on this server with `postlib.bench.measure_mixers` and drawn on log-log axes, with the "
+            "fitted exponent in the legend (≈1 linear, ≈2 quadratic). Points are cached, so revisiting a "
+            "setting is instant.", sizing_mode="stretch_width")
+        return pn.Column(intro, pn.Row(controls, live, sizing_mode="stretch_width"), pn.layout.Divider(),
+                         recorded, sizing_mode="stretch_width")
+
+
+PAGE = {"title": "Scaling", "order": 90, "viewer": ScalingPage}

@@ -1,0 +1,123 @@
+"""Page discovery and the app shell, without a browser: a broken page never takes the dashboard down."""
+from __future__ import annotations
+
+import logging
+import sys
+import textwrap
+
+import panel as pn
+import pytest
+
+from apps import serve
+from apps.dashboard import TITLE, Dashboard, PageSpec, create_app, discover_pages
+
+GOOD_PAGE = '''
+import panel as pn, param
+
+class {cls}(pn.viewable.Viewer):
+    value = param.Integer(default=1)
+    def __panel__(self):
+        return pn.Column(pn.pane.Markdown("{title} page"), css_classes=["{slug}-page"])
+
+PAGE = {{"title": "{title}", "order": {order}, "viewer": {cls}}}
+'''
+
+
+@pytest.fixture
+def fake_pages(tmp_path, monkeypatch):
+    """A package ``fakepages`` with good pages, a broken one, a helper and an invalid PAGE."""
+    pkg = tmp_path / "fakepages"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "beta.py").write_text(GOOD_PAGE.format(cls="Beta", title="Beta", order=20, slug="beta"))
+    (pkg / "alpha.py").write_text(GOOD_PAGE.format(cls="Alpha", title="Alpha", order=10, slug="alpha"))
+    (pkg / "broken.py").write_text("raise ImportError('a dependency is missing')\n")
+    (pkg / "helpers.py").write_text("X = 1\n")  # no PAGE: not a page
+    (pkg / "_private.py").write_text("raise RuntimeError('never imported')\n")
+    (pkg / "invalid.py").write_text("PAGE = {'title': 'Invalid', 'order': 'first', 'viewer': object}\n")
+    (pkg / "crashing.py").write_text(textwrap.dedent('''
+        import panel as pn
+        class Crashing(pn.viewable.Viewer):
+            def __init__(self, **params):
+                raise RuntimeError("the viewer failed to build")
+        PAGE = {"title": "Crashing", "order": 5, "viewer": Crashing}
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "fakepages"
+    for name in [m for m in sys.modules if m == "fakepages" or m.startswith("fakepages.")]:
+        del sys.modules[name]
+
+
+def test_discovery_sorts_by_order_and_turns_failures_into_error_pages(fake_pages, caplog):
+    with caplog.at_level(logging.ERROR, logger="apps.dashboard"):
+        pages = discover_pages(fake_pages)
+    assert [p.slug for p in pages] == ["crashing", "alpha", "beta", "broken", "invalid"]
+    by_slug = {p.slug: p for p in pages}
+    assert by_slug["alpha"].error is None and by_slug["alpha"].viewer.__name__ == "Alpha"
+    assert "ImportError: a dependency is missing" in by_slug["broken"].error
+    assert "PAGE['order'] must be an int" in by_slug["invalid"].error
+    assert "PAGE['viewer'] must be a pn.viewable.Viewer subclass" in by_slug["invalid"].error
+    logged = caplog.text
+    assert "fakepages.broken failed to import" in logged and "fakepages.invalid: invalid PAGE" in logged
+
+
+def test_the_real_pages_include_scaling():
+    pages = discover_pages()
+    scaling = next(p for p in pages if p.slug == "scaling")
+    assert scaling.title == "Scaling" and scaling.order == 90 and scaling.error is None
+    assert [p.order for p in pages] == sorted(p.order for p in pages)
+
+
+def _markdown_text(view) -> str:
+    return " ".join(str(m.object) for m in pn.panel(view).select(pn.pane.Markdown)) + " ".join(
+        str(a.object) for a in pn.panel(view).select(pn.pane.Alert))
+
+
+def test_navigation_builds_each_viewer_once_and_shows_error_cards(fake_pages, caplog):
+    app = Dashboard(discover_pages(fake_pages))
+    assert list(app.nav.options.values()) == ["crashing", "alpha", "beta", "broken", "invalid"]
+    with caplog.at_level(logging.ERROR, logger="apps.dashboard"):
+        first = app.content.objects[0]  # "crashing" is first: its viewer raises in __init__
+    assert "could not be loaded" in _markdown_text(first) and "the viewer failed to build" in _markdown_text(first)
+    app.nav.value = "alpha"
+    alpha = app.view("alpha")
+    assert type(alpha).__name__ == "Alpha" and "Alpha page" in _markdown_text(app.content)
+    alpha.value = 7
+    app.nav.value = "broken"
+    assert "a dependency is missing" in _markdown_text(app.content) and "Alpha page" not in _markdown_text(app.content)
+    app.nav.value = "alpha"
+    assert app.view("alpha") is alpha and alpha.value == 7  # built once: the page keeps its settings
+    pn.panel(app.content).get_root()  # the error cards and pages render to Bokeh models
+
+
+def test_no_pages_at_all_is_a_visible_warning():
+    app = Dashboard([])
+    (alert,) = app.content.objects
+    assert isinstance(alert, pn.pane.Alert) and "No dashboard pages" in alert.object
+
+
+def test_duplicate_titles_stay_distinguishable():
+    specs = [PageSpec("a", "Same", 1, error="x"), PageSpec("b", "Same", 2, error="y")]
+    app = Dashboard(specs)
+    assert app.nav.options == {"Same": "a", "Same (b)": "b"}
+
+
+def test_create_app_is_a_fresh_bootstrap_template_per_session(fake_pages):
+    pages = discover_pages(fake_pages)
+    one, two = create_app(pages), create_app(pages)
+    assert isinstance(one, pn.template.BootstrapTemplate) and one is not two
+    assert one.title == TITLE == "Beyond Transformers — explorer"
+    assert one.main[0] is not two.main[0]
+
+
+def test_the_plotly_extension_is_loaded():
+    assert "plotly" in pn.extension._loaded_extensions
+
+
+def test_serve_binds_localhost_and_limits_websocket_origins():
+    args = serve.parse_args([])
+    assert (args.port, args.address, args.show) == (5006, "127.0.0.1", False)
+    assert serve.websocket_origins("127.0.0.1", 5006) == ["127.0.0.1:5006", "localhost:5006"]
+    assert serve.websocket_origins("192.168.1.5", 80) == ["192.168.1.5:80", "localhost:80"]
+    with pytest.raises(SystemExit):
+        serve.parse_args(["--port", "0"])
