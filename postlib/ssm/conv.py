@@ -1,0 +1,70 @@
+"""What S4, DSS and S4D share: an SSM per channel run as a long convolution (training) or a recurrence (generation).
+
+A layer holds H = d_model independent single-input single-output SSMs. In convolution mode the
+kernel K (H, L) is computed once per forward and applied with an FFT in O(L log L); in recurrent
+mode ``step`` advances the state in O(N) per channel per token. Both give y = K * u + D u, followed by
+GELU and a position-wise Linear as in the S4 block. ``fft_causal_conv`` ≡ the direct sum
+Σ_{j≤k} K_j u_{k−j} (tests/ssm/test_s4d.py).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..registry import Mixer
+
+
+def fft_causal_conv(u: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """y_k = Σ_{j≤k} K_j u_{k−j}: u (..., H, L), K (H, L) → (..., H, L). Zero-padded to 2L so it is causal, not circular."""
+    L = u.shape[-1]
+    n = 2 * L
+    y = torch.fft.irfft(torch.fft.rfft(u, n=n) * torch.fft.rfft(K, n=n), n=n)
+    return y[..., :L]
+
+
+def direct_causal_conv(u: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """The definition of :func:`fft_causal_conv`, O(L²): for tests and exercises."""
+    L = u.shape[-1]
+    out = torch.zeros_like(u)
+    for k in range(L):
+        out[..., k] = (K[..., : k + 1].flip(-1) * u[..., : k + 1]).sum(-1)
+    return out
+
+
+class ConvSSMMixer(Mixer):
+    """Base: subclasses give ``kernel(L) -> (H, L)`` and ``_recur(u_t (B,H), state) -> (y_t (B,H), state)``."""
+
+    causal = True
+
+    def __init__(self, d_model: int, dt_min: float = 1e-3, dt_max: float = 1e-1):
+        super().__init__(d_model)
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f"dt_min and dt_max must satisfy 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
+        # Δ log-uniform in [dt_min, dt_max]: each channel watches a different timescale.
+        u = torch.rand(d_model)
+        self.log_dt = nn.Parameter(math.log(dt_min) + u * (math.log(dt_max) - math.log(dt_min)))
+        self.D = nn.Parameter(torch.randn(d_model))
+        self.out = nn.Linear(d_model, d_model)
+
+    def dt(self) -> torch.Tensor:
+        return torch.exp(self.log_dt)
+
+    def _forward(self, x):
+        u = x.transpose(1, 2)                                  # (B, H, L)
+        K = self.kernel(x.shape[1]).to(u.dtype)
+        y = fft_causal_conv(u, K) + self.D[:, None] * u
+        return self.out(F.gelu(y.transpose(1, 2)))
+
+    def _step(self, x_t, state):
+        y, state = self._recur(x_t, state)
+        y = y.to(x_t.dtype) + self.D * x_t
+        return self.out(F.gelu(y)), state
+
+    def kernel(self, L: int) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _recur(self, u_t, state):  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,217 @@
+"""Mamba's selective scan: x_t = exp(Δ_t A) x_{t−1} + Δ_t B_t u_t,  y_t = C_t·x_t (+ D u_t) (· silu(z_t)).
+
+Shapes follow the Mamba authors' reference scan: u, delta, z (batch, dim, L); A (dim, N);
+B, C (batch, N, L) (input-dependent, "selective"), (batch, groups, N, L) or (dim, N) (fixed);
+D, delta_bias (dim,). Δ is optionally biased then passed through softplus. A is discretized by
+ZOH, B by Euler (Δ B), as in the paper.
+
+Backends, all equal to ``"sequential"`` (tests/ssm/test_scan.py):
+
+* ``"sequential"``  the loop that is the definition; state (batch, dim, N).
+* ``"parallel"``    an associative scan over (a, b) pairs, (a₂, b₂)∘(a₁, b₁) = (a₂a₁, a₂b₁ + b₂),
+                    depth O(log L): pairs are combined, the half-length problem is solved
+                    recursively, then the odd positions are filled in. It materialises
+                    (batch, dim, L, N) — fast when dim·N is small, memory-bound when large.
+* ``"chunked"``     L split into chunks of T; all chunks advance in lockstep (a loop of T steps
+                    over (batch, dim, L/T, N) states), chunk-final states are carried across chunks,
+                    and a second T-step pass adds each chunk's incoming state. Never holds more than
+                    (batch, dim, L/T, N): 2T + L/T Python steps instead of L.
+* ``"triton"``      ``postlib.kernels.selective_scan`` (CUDA, or CPU under TRITON_INTERPRET=1).
+* ``"auto"``        Triton on CUDA; on CPU the crossover measured in
+                    postlib/bench/results/cpu_scan_crossover.json: parallel while dim·N is small,
+                    chunked beyond.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .._checks import check_choice, check_same, check_tensor
+
+BACKENDS = ("auto", "sequential", "parallel", "chunked", "triton")
+# CPU crossover (cpu_scan_crossover.json): the parallel scan's (batch, dim, L, N) tensors stop
+# fitting in cache around batch·dim·N ≈ 2^10–2^11 states; beyond, the chunked form wins.
+PARALLEL_MAX_STATES = 1024
+
+
+def _check_inputs(u, delta, A, B, C, D, z, delta_bias):
+    check_tensor(u, "u", 3, "(batch, dim, L)")
+    bsz, dim, L = u.shape
+    if L == 0:
+        raise ValueError(f"u must have length >= 1, got shape {tuple(u.shape)}")
+    check_tensor(delta, "delta", 3, "(batch, dim, L)")
+    if delta.shape != u.shape:
+        raise ValueError(f"delta must have shape (batch, dim, L) = {tuple(u.shape)} like u, got {tuple(delta.shape)}")
+    check_tensor(A, "A", 2, "(dim, N)")
+    if A.shape[0] != dim:
+        raise ValueError(f"A must have shape (dim={dim}, N), got {tuple(A.shape)}")
+    N = A.shape[1]
+    for name, M in (("B", B), ("C", C)):
+        check_tensor(M, name, None, "(batch, N, L), (batch, groups, N, L) or (dim, N)")
+        ok = ((M.dim() == 3 and M.shape == (bsz, N, L)) or (M.dim() == 2 and M.shape == (dim, N))
+              or (M.dim() == 4 and M.shape[0] == bsz and M.shape[2:] == (N, L) and dim % M.shape[1] == 0))
+        if not ok:
+            raise ValueError(f"{name} must have shape (batch, N, L) = {(bsz, N, L)}, (batch, groups, N, L) with groups "
+                             f"dividing dim, or (dim, N) = {(dim, N)}; got {tuple(M.shape)}")
+    for name, v in (("D", D), ("delta_bias", delta_bias)):
+        if v is not None:
+            check_tensor(v, name, 1, f"(dim={dim},)")
+            if v.shape[0] != dim:
+                raise ValueError(f"{name} must have shape (dim={dim},), got {tuple(v.shape)}")
+    if z is not None:
+        check_tensor(z, "z", 3, "(batch, dim, L)")
+        if z.shape != u.shape:
+            raise ValueError(f"z must have shape (batch, dim, L) = {tuple(u.shape)} like u, got {tuple(z.shape)}")
+    present = [(t, n) for t, n in ((u, "u"), (delta, "delta"), (A, "A"), (B, "B"), (C, "C"), (D, "D"),
+                                   (z, "z"), (delta_bias, "delta_bias")) if t is not None]
+    check_same([t for t, _ in present], [n for _, n in present])
+
+
+def _bc_per_channel(M: torch.Tensor, dim: int) -> torch.Tensor:
+    """B or C as (batch|1, dim|1, L|1, N) for broadcasting against the state (batch, dim, L, N)."""
+    if M.dim() == 2:                                   # (dim, N): time-invariant
+        return M[None, :, None, :]
+    if M.dim() == 4:                                   # (batch, groups, N, L): each group serves dim/groups channels
+        M = M.repeat_interleave(dim // M.shape[1], dim=1)
+        return M.transpose(-1, -2)
+    return M.transpose(1, 2)[:, None]                  # (batch, N, L) -> (batch, 1, L, N)
+
+
+def prepare_delta(delta, delta_bias=None, delta_softplus=False):
+    if delta_bias is not None:
+        delta = delta + delta_bias[:, None]
+    return F.softplus(delta) if delta_softplus else delta
+
+
+def pick_backend(u: torch.Tensor, N: int) -> str:
+    """The ``"auto"`` rule: Triton on CUDA; on CPU parallel while batch·dim·N is small, else chunked."""
+    if u.is_cuda:
+        from ..kernels import triton_available
+        return "triton" if triton_available() else "chunked"
+    if u.shape[-1] == 1:
+        return "sequential"
+    return "parallel" if u.shape[0] * u.shape[1] * N <= PARALLEL_MAX_STATES else "chunked"
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, *,
+                   return_last_state=False, backend="auto", chunk_size=None):
+    """Mamba's selective scan. Returns y (batch, dim, L), and the final state (batch, dim, N) if asked."""
+    check_choice(backend, "backend", BACKENDS)
+    _check_inputs(u, delta, A, B, C, D, z, delta_bias)
+    if backend == "auto":
+        backend = pick_backend(u, A.shape[1])
+    if backend == "triton":
+        from ..kernels.selective_scan import selective_scan_triton
+        y, last = selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+        return (y, last) if return_last_state else y
+    delta = prepare_delta(delta, delta_bias, delta_softplus)
+    if backend == "sequential":
+        y, last = _scan_sequential(u, delta, A, B, C)
+    elif backend == "parallel":
+        y, last = _scan_parallel(u, delta, A, B, C)
+    else:
+        y, last = _scan_chunked(u, delta, A, B, C, chunk_size)
+    y = finish_output(y, u, D, z)
+    return (y, last) if return_last_state else y
+
+
+def finish_output(y, u, D, z):
+    if D is not None:
+        y = y + D[:, None] * u
+    if z is not None:
+        y = y * F.silu(z)
+    return y
+
+
+def _scan_sequential(u, delta, A, B, C):
+    """The definition, one time step at a time."""
+    bsz, dim, L = u.shape
+    Bt, Ct = _bc_per_channel(B, dim), _bc_per_channel(C, dim)
+    x = u.new_zeros(bsz, dim, A.shape[1])
+    ys = []
+    for t in range(L):
+        Bk = Bt[:, :, t if Bt.shape[2] > 1 else 0]
+        Ck = Ct[:, :, t if Ct.shape[2] > 1 else 0]
+        d = delta[:, :, t, None]
+        x = torch.exp(d * A) * x + d * Bk * u[:, :, t, None]
+        ys.append((x * Ck).sum(-1))
+    return torch.stack(ys, -1), x
+
+
+def associative_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """h_t = a_t h_{t−1} + b_t (h_{−1} = 0) along dim −2, in O(log L) depth: a, b (..., L, N) → h (..., L, N).
+
+    Level by level: combine neighbours (a₁,b₁),(a₂,b₂) → (a₂a₁, a₂b₁ + b₂), solve the half-length
+    problem (its answers are h at the odd positions), then h_even = a_even · h_{previous odd} + b_even.
+    """
+    L = a.shape[-2]
+    if L == 1:
+        return b
+    if L % 2:                                           # pad with the identity element (a=1, b=0)
+        a = torch.cat([a, torch.ones_like(a[..., :1, :])], -2)
+        b = torch.cat([b, torch.zeros_like(b[..., :1, :])], -2)
+    a0, a1 = a[..., 0::2, :], a[..., 1::2, :]
+    b0, b1 = b[..., 0::2, :], b[..., 1::2, :]
+    h_odd = associative_scan(a1 * a0, torch.addcmul(b1, a1, b0))
+    h_even = torch.cat([b0[..., :1, :], torch.addcmul(b0[..., 1:, :], a0[..., 1:, :], h_odd[..., :-1, :])], -2)
+    return torch.stack([h_even, h_odd], -2).flatten(-3, -2)[..., :L, :]
+
+
+def _scan_parallel(u, delta, A, B, C):
+    dim = u.shape[1]
+    Bt, Ct = _bc_per_channel(B, dim), _bc_per_channel(C, dim)
+    dA = torch.exp(delta[..., None] * A[:, None, :])                  # (batch, dim, L, N)
+    dBu = (delta * u)[..., None] * Bt
+    h = associative_scan(dA, dBu)
+    return (h * Ct).sum(-1), h[:, :, -1]
+
+
+def _scan_chunked(u, delta, A, B, C, chunk_size=None):
+    """Chunks in lockstep; see the module docstring. Equal to the loop in exact arithmetic."""
+    bsz, dim, L = u.shape
+    N = A.shape[1]
+    T = chunk_size or max(1, int(math.ceil(math.sqrt(L))))
+    nc = -(-L // T)
+    pad = nc * T - L
+    Bt, Ct = _bc_per_channel(B, dim), _bc_per_channel(C, dim)   # (b|1, dim|1, L|1, N)
+    if pad:   # Δ = 0 past the end: exp(0·A) = 1 and Δ B u = 0, so the padding leaves the state alone.
+        u, delta = F.pad(u, (0, pad)), F.pad(delta, (0, pad))
+        if Bt.shape[2] > 1:
+            Bt = F.pad(Bt, (0, 0, 0, pad))
+        if Ct.shape[2] > 1:
+            Ct = F.pad(Ct, (0, 0, 0, pad))
+
+    def chunked(M):   # (b, d, nc*T, N) -> (b, d, nc, T, N) ; constant ones stay broadcastable
+        return M.unflatten(2, (nc, T)) if M.shape[2] > 1 else M[:, :, None]
+
+    uc, dc = u.unflatten(2, (nc, T)), delta.unflatten(2, (nc, T))       # (b, d, nc, T)
+    Bc, Cc = chunked(Bt), chunked(Ct)
+    Ab = A[None, :, None, :]                                            # (1, d, 1, N)
+
+    def at(M, t):
+        return M[:, :, :, t if M.shape[3] > 1 else 0]
+
+    # Pass 1: every chunk scans its own steps from a zero state, all chunks at once.
+    h = u.new_zeros(bsz, dim, nc, N)
+    y_local = []
+    for t in range(T):
+        d = dc[..., t, None]
+        h = torch.exp(d * Ab) * h + (d * uc[..., t, None]) * at(Bc, t)
+        y_local.append((h * at(Cc, t)).sum(-1))
+    # Carries: the state entering chunk c, from chunk c−1's local end state and its total decay.
+    decay_total = torch.exp(dc.sum(-1)[..., None] * Ab)                # (b, d, nc, N)
+    carry = [u.new_zeros(bsz, dim, N)]
+    for c in range(nc - 1):
+        carry.append(decay_total[:, :, c] * carry[-1] + h[:, :, c])
+    last = decay_total[:, :, -1] * carry[-1] + h[:, :, -1]
+    carry = torch.stack(carry, 2)                                      # (b, d, nc, N)
+    # Pass 2: add the carried-in state, decayed to each step: exp(A Σ_{s≤t} Δ_s) · carry.
+    cum = torch.zeros_like(dc[..., 0])
+    ys = []
+    for t in range(T):
+        cum = cum + dc[..., t]
+        ys.append(y_local[t] + (torch.exp(cum[..., None] * Ab) * carry * at(Cc, t)).sum(-1))
+    y = torch.stack(ys, -1).flatten(2)[..., :L]
+    return y, last
