@@ -106,13 +106,14 @@ def cost_curves(lengths, head_dim: int, *, current_length: int | None = None, bl
                                      legendgroup=form, showlegend=col == 1, line=dict(color=color, dash=dash)),
                           row=1, col=col)
         fig.add_trace(go.Scatter(x=[current, current], y=[now[f"{metric}_materialised"], now[f"{metric}_tiled"]],
-                                 mode="markers+text", marker=dict(size=10, color="black", symbol="diamond"),
-                                 text=[f"L = {current}", ""], textposition="top left", name=f"L = {current}",
+                                 mode="markers", marker=dict(size=10, color="black", symbol="diamond"),
+                                 name=f"L = {current}",
                                  legendgroup="now", showlegend=col == 1), row=1, col=col)
     ratio = now["bytes_materialised"] / now["bytes_tiled"]
+    verdict = (f"{ratio:.1f}× less memory tiled" if ratio >= 1 else
+               f"tiling saves nothing yet ({1 / ratio:.2f}× the memory: one tile already spans L)")
     base_layout(fig, f"Counted from the formula, not measured · d = {head_dim}, batch·heads = {batch * heads}, "
-                     f"{bytes_per_element}-byte floats · at L = {current}: {ratio:.1f}× less memory tiled",
-                height=420)
+                     f"{bytes_per_element}-byte floats · at L = {current}: {verdict}", height=420)
     fig.update_xaxes(type="log", title="sequence length L")
     fig.update_yaxes(type="log", tickformat="~s")
     return fig
