@@ -249,8 +249,9 @@ def kv_cache_figure(rows, *, cached: str = "KV cache", recompute: str = "recompu
     """Measured time to generate one token vs context length, with and without a KV cache.
 
     ``rows`` are ``postlib.bench.measure_functions`` rows (keys name, length,
-    time_ms, status); ``cached`` and ``recompute`` name the two series. Left:
-    ms per token; right: how many times slower recomputing the prefix is.
+    time_ms, status); ``cached`` and ``recompute`` name the two series, which may
+    cover different lengths (the cache reaches much longer contexts). Left: ms
+    per token; right: how many times slower recomputing is, where both were measured.
     """
     ok = [r for r in rows if str(r.get("status", "ok")) == "ok"]
     series = {}
@@ -269,7 +270,8 @@ def kv_cache_figure(rows, *, cached: str = "KV cache", recompute: str = "recompu
     ratio = [series[recompute][x] / series[cached][x] for x in common]
     fig.add_trace(go.Scatter(x=common, y=ratio, mode="lines+markers", name="slowdown without cache",
                              line=dict(color=PALETTE[3])), row=1, col=2)
-    fig.update_xaxes(title="context length (tokens already generated)")
-    fig.update_yaxes(title="ms per token", rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(title="×", rangemode="tozero", row=1, col=2)
+    # Log-log: the cached step (O(t)) and recomputation (O(t²)) differ by orders of magnitude.
+    fig.update_xaxes(type="log", title="context length t (tokens already generated)")
+    fig.update_yaxes(type="log", title="ms per token", row=1, col=1)
+    fig.update_yaxes(type="log", title="×", row=1, col=2)
     return base_layout(fig, title or "Decoding one token: KV cache vs recomputing the prefix", height=400)
