@@ -143,7 +143,7 @@ def reconstruction_window(kind: str, t: float) -> tuple[float, float]:
     return {"legs": (0.0, t), "legt": (t - 1, t), "fourier": (t - 1, t), "lagt": (max(0.0, t - 4.0), t)}[kind]
 
 
-def test_signal(name: str, length: int, seed: int = 0) -> np.ndarray:
+def demo_signal(name: str, length: int, seed: int = 0) -> np.ndarray:
     """Signals for the reconstruction demos: "sines", "steps", "noise" (smoothed white noise), "chirp"."""
     check_choice(name, "name", ("sines", "steps", "noise", "chirp"))
     x = np.linspace(0, 1, length)
