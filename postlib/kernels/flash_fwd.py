@@ -205,3 +205,83 @@ def flash_attention_triton(q, k, v, causal: bool = False, block_size: int = 64, 
         raise RuntimeError(f"the flash kernel does not fit this GPU with head_dim {max(D, DV)} and "
                            f"block_size {block_size}; try block_size={max(16, block_size // 2)}") from err
     return (out, lse) if return_lse else out
+
+
+# --------------------------------------------------------------------------- make gpu-check
+def _half_dtypes(device: str) -> list[torch.dtype]:
+    """fp16 everywhere; bf16 only on sm80+ GPUs (and not in the interpreter, whose tl.dot mishandles bf16)."""
+    if device.startswith("cuda") and torch.cuda.get_device_capability(device)[0] >= 8:
+        return [torch.float16, torch.bfloat16]
+    return [torch.float16]
+
+
+def _attention_flops(batch, heads, lq, lk, head_dim, causal) -> float:
+    """Two matmuls of 2·L_q·L_k·D each; causal work is about half (the convention FlashAttention papers use)."""
+    flops = 4.0 * batch * heads * lq * lk * head_dim
+    return flops / 2 if causal else flops
+
+
+def gpu_check(device: str = "cuda", quick: bool = False) -> list[dict]:
+    """Check the kernel against the fp64 reference, then time it against PyTorch's SDPA.
+
+    Correctness (rel RMS vs ``softmax_attention`` in fp64): fp32 must be <= 1e-5,
+    fp16/bf16 <= 5e-3 (fla's budget), at awkward lengths, causal and not, with a
+    padded head_dim. Timing: forward, batch 4, 8 heads, head_dim 64, bf16 (fp16
+    before sm80) at L = 1024 … 8192, causal and not, against
+    ``torch.nn.functional.scaled_dot_product_attention``; reports ms, TFLOP/s and
+    ``speedup_vs_sdpa`` = sdpa_ms / triton_ms. On ``device="cpu"`` (the ``--smoke``
+    run under TRITON_INTERPRET=1) the same code runs at tiny sizes.
+    """
+    import torch.nn.functional as F
+
+    from ..attention import softmax_attention
+    from ..bench.core import time_fn
+    from ..testing import rel_rms
+
+    smoke = not device.startswith("cuda")
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    rand = lambda *shape: torch.randn(*shape, generator=gen).to(device)  # noqa: E731
+    rows: list[dict] = []
+    if smoke:
+        shapes, head_dims, block = [(1, 1), (7, 7), (13, 40)], [16, 24], 16
+    elif quick:
+        shapes, head_dims, block = [(1, 1), (63, 63), (100, 300), (1000, 1000)], [64, 24], 64
+    else:
+        shapes, head_dims, block = [(1, 1), (7, 7), (63, 63), (100, 300), (500, 500), (1000, 1000)], [64, 24, 128], 64
+    for dtype in [torch.float32, *_half_dtypes(device)]:
+        tol = 1e-5 if dtype == torch.float32 else 5e-3
+        for head_dim in head_dims:
+            for lq, lk in shapes:
+                q, k, v = rand(2, 3, lq, head_dim), rand(2, 3, lk, head_dim), rand(2, 3, lk, head_dim)
+                for causal in (False, True):
+                    ref = softmax_attention(q.double(), k.double(), v.double(), causal=causal)
+                    with torch.no_grad():
+                        out = flash_attention_triton(q.to(dtype), k.to(dtype), v.to(dtype), causal=causal,
+                                                     block_size=block)
+                    err = rel_rms(ref, out)
+                    rows.append(dict(kernel="flash_fwd", check="forward vs softmax_attention (fp64)",
+                                     dtype=str(dtype).replace("torch.", ""), length_q=lq, length_k=lk,
+                                     head_dim=head_dim, causal=causal, rel_rms=err, tol=tol, ok=err <= tol))
+
+    timing_dtype = _half_dtypes(device)[-1]
+    if smoke:
+        (batch, heads, head_dim), lengths, repeats, warmup = (1, 2, 16), [64, 128], 1, 1
+    else:
+        (batch, heads, head_dim), repeats, warmup = (4, 8, 64), 10, 3
+        lengths = [1024, 4096] if quick else [1024, 2048, 4096, 8192]
+    for length in lengths:
+        q, k, v = (rand(batch, heads, length, head_dim).to(timing_dtype) for _ in range(3))
+        for causal in (False, True):
+            with torch.no_grad():
+                ours = time_fn(lambda: flash_attention_triton(q, k, v, causal=causal, block_size=64 if not smoke
+                                                              else 16), repeats=repeats, warmup=warmup,
+                               device=device)
+                sdpa = time_fn(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal),
+                               repeats=repeats, warmup=warmup, device=device)
+            flops = _attention_flops(batch, heads, length, length, head_dim, causal)
+            rows.append(dict(kernel="flash_fwd", check="timing forward vs SDPA",
+                             dtype=str(timing_dtype).replace("torch.", ""), length_q=length, length_k=length,
+                             batch=batch, heads=heads, head_dim=head_dim, causal=causal,
+                             triton_ms=ours, sdpa_ms=sdpa, triton_tflops=flops / ours / 1e9,
+                             sdpa_tflops=flops / sdpa / 1e9, speedup_vs_sdpa=sdpa / ours))
+    return rows
