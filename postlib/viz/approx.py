@@ -1,0 +1,236 @@
+"""Figures for the kernel-attention and low-rank/hashing chapters and the "Attention approximations" page.
+
+Every approximation here is *linear in V*, so its effective (L × L) attention
+map is simply ``method(q, k, V = I)`` — the same code path that produces the
+outputs, not a separate drawing routine. Builders:
+
+* :func:`approx_maps_figure` — exact map | approximate map | |error|, with cost;
+* :func:`rnn_state_step` / :func:`rnn_state_figure` — causal linear attention's state S_t filling up;
+* :func:`favor_unbiasedness_figure`, :func:`favor_error_figure`, :func:`redraw_figure` — Performer;
+* :func:`recall_figure` — MQAR accuracy per mixer.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+import torch.nn.functional as F
+from plotly.subplots import make_subplots
+
+from .._checks import check_choice, check_positive_int
+from ..attention.linear import apply_feature_map, linear_attention, state_trajectory
+from ..attention.linformer import linformer_attention, mean_pool_projection
+from ..attention.performer import gaussian_projection, kernel_estimate, performer_attention
+from ..attention.reformer import SELF_SCORE, lsh_attention
+from ..attention.softmax import attention_weights
+from .core import PALETTE, base_layout, frames_figure
+
+METHODS = ("linear", "performer", "linformer", "reformer")
+BUDGET_NAME = {"linear": "(none)", "performer": "features m", "linformer": "rank k", "reformer": "hash rounds"}
+DEFAULT_BUDGETS = {"linear": [1], "performer": [4, 8, 16, 32, 64, 128, 256],
+                   "linformer": [2, 4, 8, 16, 32, 64], "reformer": [1, 2, 4, 8]}
+
+
+def demo_qk(length: int, head_dim: int, seed: int = 0, temperature: float = 1.5):
+    """(1, 1, L, d) fp64 queries and keys with some structure: a shared slowly varying 'topic' plus noise,
+    so attention has both local and content-based peaks (random q, k alone give a featureless map)."""
+    g = torch.Generator().manual_seed(seed)
+    topics = torch.randn(max(2, length // 8), head_dim, generator=g, dtype=torch.float64)
+    which = (torch.arange(length) * topics.shape[0]) // length
+    base = topics[which]
+    q = base + 0.7 * torch.randn(length, head_dim, generator=g, dtype=torch.float64)
+    k = base + 0.7 * torch.randn(length, head_dim, generator=g, dtype=torch.float64)
+    scale = head_dim ** 0.25 / math.sqrt(temperature)  # same-topic scores q·k/√d ≈ temperature
+    return (q / scale)[None, None], (k / scale)[None, None]
+
+
+def exact_and_approx_maps(method: str, budget: int, length: int = 64, head_dim: int = 16, causal: bool = False,
+                          seed: int = 0, n_buckets: int = 8, chunk_size: int = 8):
+    """(exact, approximate) (L × L) numpy maps for ``method`` at ``budget``; the approximation is
+    ``method(q, k, I)``. Reformer uses shared QK, so its exact map is shared-QK softmax (self masked)."""
+    check_choice(method, "method", METHODS)
+    check_positive_int(budget, "budget")
+    q, k = demo_qk(length, head_dim, seed)
+    eye = torch.eye(length, dtype=torch.float64)[None, None]
+    if method == "reformer":
+        keys = F.normalize(q, dim=-1)
+        scores = q @ keys.transpose(-1, -2) / math.sqrt(head_dim)
+        scores = scores.masked_fill(torch.eye(length, dtype=torch.bool), SELF_SCORE)
+        if causal:
+            scores = scores.masked_fill(~torch.ones(length, length, dtype=torch.bool).tril(), float("-inf"))
+        exact = torch.softmax(scores, -1)
+        approx = lsh_attention(q, eye, n_buckets, budget, chunk_size, causal=causal, seed=seed)
+    else:
+        exact = attention_weights(q, k, causal=causal)
+        if method == "linear":
+            approx = linear_attention(q, k, eye, causal=causal)
+        elif method == "performer":
+            approx = performer_attention(q, k, eye, budget, causal=causal, seed=seed)
+        else:
+            if causal:
+                raise ValueError("linformer cannot be causal: its projection mixes all positions (see the chapter)")
+            # Untrained stand-in for the learned E, F: average-pool the sequence into k segments
+            # (random JL projections are far worse untrained; see the low-rank chapter's error figure).
+            P = mean_pool_projection(min(budget, length), length)
+            approx = linformer_attention(q, k, eye, P, P)
+    return exact[0, 0].numpy(), approx[0, 0].numpy()
+
+
+def cost_per_query(method: str, budget: int, length: int, head_dim: int, chunk_size: int = 8) -> int:
+    """Multiply-adds per query for the score-and-mix part (what the method saves), from its formula."""
+    d = head_dim
+    return {"exact": 2 * length * d, "linear": 2 * d * d, "performer": 2 * budget * d + budget * d,
+            "linformer": 2 * budget * d, "reformer": budget * 2 * (2 * chunk_size) * d}[method]
+
+
+def approx_maps_figure(method: str = "performer", budget: int = 16, length: int = 64, head_dim: int = 16,
+                       causal: bool = False, seed: int = 0) -> go.Figure:
+    """Three heatmaps: exact softmax map, the method's effective map, and |difference|; title has rel. error and cost."""
+    exact, approx = exact_and_approx_maps(method, budget, length, head_dim, causal, seed)
+    err = np.abs(approx - exact)
+    rel = float(np.linalg.norm(approx - exact) / np.linalg.norm(exact))
+    c_exact, c_apx = cost_per_query("exact", budget, length, head_dim), cost_per_query(method, budget, length, head_dim)
+    vmax = float(max(exact.max(), np.abs(approx).max()))
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.06,
+                        subplot_titles=("exact softmax", f"{method} ({BUDGET_NAME[method]} = {budget})", "|error|"))
+    hover = "query %{y}, key %{x}: %{z:.3f}<extra></extra>"
+    fig.add_trace(go.Heatmap(z=exact, zmin=0, zmax=vmax, colorscale="Viridis", showscale=False, hovertemplate=hover), 1, 1)
+    fig.add_trace(go.Heatmap(z=approx, zmin=min(0.0, float(approx.min())), zmax=vmax, colorscale="Viridis",
+                             showscale=False, hovertemplate=hover), 1, 2)
+    fig.add_trace(go.Heatmap(z=err, zmin=0, colorscale="Reds", colorbar=dict(title="|err|", x=1.0),
+                             hovertemplate=hover), 1, 3)
+    for col in (1, 2, 3):
+        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{col if col > 1 else ''}", row=1, col=col)
+    title = (f"{method}: relative error ‖Â−A‖/‖A‖ = {rel:.3f} · cost per query ≈ {c_apx:,} vs {c_exact:,} "
+             f"multiply-adds (L = {length}, d = {head_dim})")
+    return base_layout(fig, title, height=380)
+
+
+def map_error(method: str, budget: int, length: int = 64, head_dim: int = 16, seed: int = 0) -> float:
+    exact, approx = exact_and_approx_maps(method, budget, length, head_dim, False, seed)
+    return float(np.linalg.norm(approx - exact) / np.linalg.norm(exact))
+
+
+def error_vs_budget_figure(budgets: dict | None = None, length: int = 64, head_dim: int = 16, seeds=(0, 1, 2)):
+    """Relative map error against each method's budget (mean over seeds), log-log, one trace per method."""
+    budgets = budgets or {m: b for m, b in DEFAULT_BUDGETS.items() if m != "linear"}
+    fig = go.Figure()
+    for i, (method, values) in enumerate(budgets.items()):
+        errs = [np.mean([map_error(method, b, length, head_dim, s) for s in seeds]) for b in values]
+        fig.add_trace(go.Scatter(x=list(values), y=errs, mode="lines+markers", name=f"{method} ({BUDGET_NAME[method]})",
+                                 line=dict(color=PALETTE[i])))
+    lin = np.mean([map_error("linear", 1, length, head_dim, s) for s in seeds])
+    fig.add_hline(y=lin, line_dash="dot", annotation_text=f"linear attention (elu+1): {lin:.2f}")
+    base_layout(fig, f"Attention-map error vs budget (L = {length}, d = {head_dim}, mean of {len(seeds)} seeds)")
+    fig.update_xaxes(type="log", title="budget")
+    fig.update_yaxes(type="log", title="‖Â − A‖ / ‖A‖")
+    return fig
+
+
+# ------------------------------------------------------------------------------- causal linear attention = RNN
+def rnn_state_step(t: int, length: int = 16, head_dim: int = 8, seed: int = 0) -> go.Figure:
+    """Token t of causal linear attention: the state S_t = Σ_{j≤t} φ(k_j)v_jᵀ (left), and the attention
+    row φ(q_t)ᵀφ(k_j) / Σ (right) that reading S_t is equivalent to."""
+    q, k = demo_qk(length, head_dim, seed)
+    g = torch.Generator().manual_seed(seed + 7)
+    v = torch.randn(length, head_dim, generator=g, dtype=torch.float64)
+    if not 0 <= t < length:
+        raise ValueError(f"t must be in [0, length={length}), got {t}")
+    S = state_trajectory(k[0, 0], v)
+    pq, pk = apply_feature_map(q[0, 0]), apply_feature_map(k[0, 0])
+    row = (pk[: t + 1] @ pq[t]).numpy()
+    weights = np.zeros(length)
+    weights[: t + 1] = row / row.sum()
+    smax = float(S[-1].abs().max())
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], horizontal_spacing=0.12,
+                        subplot_titles=(f"state S_t after token t = {t} (size {head_dim}×{head_dim}, fixed)",
+                                        "what reading it means: weights over tokens j ≤ t"))
+    fig.add_trace(go.Heatmap(z=S[t].numpy(), zmin=-smax, zmax=smax, colorscale="RdBu", showscale=False,
+                             hovertemplate="φ-dim %{y}, v-dim %{x}: %{z:.2f}<extra></extra>"), 1, 1)
+    fig.add_trace(go.Bar(x=list(range(length)), y=weights, marker_color=PALETTE[0], showlegend=False), 1, 2)
+    fig.update_yaxes(autorange="reversed", row=1, col=1)
+    fig.update_yaxes(range=[0, 1], title="weight", row=1, col=2)
+    fig.update_xaxes(title="token j", range=[-0.5, length - 0.5], row=1, col=2)
+    return base_layout(fig, f"Causal linear attention as an RNN: S_t = S_(t−1) + φ(k_t)v_tᵀ  (t = {t})", height=380)
+
+
+def rnn_state_figure(length: int = 16, head_dim: int = 8, seed: int = 0) -> go.Figure:
+    """All tokens as plotly frames with a play button (works in the static book)."""
+    return frames_figure(rnn_state_step, "t", range(length), length=length, head_dim=head_dim, seed=seed)
+
+
+# ------------------------------------------------------------------------------- Performer
+def favor_unbiasedness_figure(num_features: int = 8, draws: int = 2000, dim: int = 16, scale: float = 0.4,
+                              seed: int = 0) -> go.Figure:
+    """Histogram of single-draw estimates φ(x)ᵀφ(y) of exp(xᵀy) (positive vs trig) and their running means."""
+    g = torch.Generator().manual_seed(seed)
+    x, y = (torch.randn(dim, generator=g, dtype=torch.float64) * scale for _ in range(2))
+    target = math.exp(float(x @ y))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(f"{draws} single draws, m = {num_features}",
+                                                        "running mean over draws"))
+    for i, kernel in enumerate(("positive", "trig")):
+        est = np.array([kernel_estimate(x, y, num_features, kernel, False, seed=s).item() for s in range(draws)])
+        fig.add_trace(go.Histogram(x=est, name=f"{kernel} (std {est.std():.2f})", opacity=0.6, nbinsx=60,
+                                   marker_color=PALETTE[i]), 1, 1)
+        fig.add_trace(go.Scatter(x=np.arange(1, draws + 1), y=np.cumsum(est) / np.arange(1, draws + 1),
+                                 name=f"{kernel} mean", line=dict(color=PALETTE[i])), 1, 2)
+    fig.add_vline(x=target, line_dash="dash", row=1, col=1)
+    fig.add_hline(y=target, line_dash="dash", row=1, col=2, annotation_text=f"exp(xᵀy) = {target:.3f}")
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(type="log", title="draws", row=1, col=2)
+    return base_layout(fig, "FAVOR+ is unbiased: E[φ(x)ᵀφ(y)] = exp(xᵀy); positive features have far lower variance",
+                       height=380)
+
+
+def favor_error_figure(num_features=(4, 8, 16, 32, 64, 128, 256), length: int = 64, head_dim: int = 16,
+                       seeds=range(6)) -> go.Figure:
+    """MSE of the attention output against softmax vs m: positive/trig × orthogonal/iid (cf. the paper's Fig. 3)."""
+    q, k = demo_qk(length, head_dim, 0)
+    g = torch.Generator().manual_seed(1)
+    v = torch.randn(1, 1, length, head_dim, generator=g, dtype=torch.float64)
+    ref = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(head_dim), -1) @ v
+    fig = go.Figure()
+    i = 0
+    for kernel in ("positive", "trig"):
+        for orth in (True, False):
+            mse = [np.mean([(performer_attention(q, k, v, m, kernel=kernel, orthogonal=orth, seed=s) - ref)
+                            .pow(2).mean().item() for s in seeds]) for m in num_features]
+            fig.add_trace(go.Scatter(x=list(num_features), y=mse, mode="lines+markers",
+                                     name=f"{kernel}, {'orthogonal' if orth else 'iid'}",
+                                     line=dict(color=PALETTE[i // 2], dash="solid" if orth else "dot")))
+            i += 1
+    base_layout(fig, f"Performer output MSE vs number of random features (L = {length}, d = {head_dim}, "
+                     f"mean of {len(list(seeds))} draws)")
+    fig.update_xaxes(type="log", title="features m")
+    fig.update_yaxes(type="log", title="MSE vs softmax attention")
+    return fig
+
+
+def redraw_figure(num_features: int = 16, redraws: int = 30, length: int = 64, head_dim: int = 16) -> go.Figure:
+    """Each redraw of ω gives a different error (dots); averaging the outputs of successive draws
+    converges to softmax (line) — why the paper redraws features during training instead of fixing one draw."""
+    q, k = demo_qk(length, head_dim, 0)
+    g = torch.Generator().manual_seed(1)
+    v = torch.randn(1, 1, length, head_dim, generator=g, dtype=torch.float64)
+    ref = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(head_dim), -1) @ v
+    outs = [performer_attention(q, k, v, num_features, seed=s) for s in range(redraws)]
+    single = [((o - ref).norm() / ref.norm()).item() for o in outs]
+    running = [((torch.stack(outs[: i + 1]).mean(0) - ref).norm() / ref.norm()).item() for i in range(redraws)]
+    fig = go.Figure([go.Scatter(x=list(range(redraws)), y=single, mode="markers", name="one draw"),
+                     go.Scatter(x=list(range(redraws)), y=running, mode="lines", name="average of draws 0..r")])
+    base_layout(fig, f"Redrawing the random features (m = {num_features})")
+    fig.update_xaxes(title="redraw r")
+    fig.update_yaxes(title="relative error vs softmax", rangemode="tozero")
+    return fig
+
+
+def recall_figure(results: dict, title: str = "Associative recall (MQAR) after a short training run") -> go.Figure:
+    """Bar chart ``{mixer: accuracy}``."""
+    names = list(results)
+    fig = go.Figure(go.Bar(x=names, y=[results[n] for n in names], marker_color=PALETTE[: len(names)],
+                           text=[f"{results[n]:.0%}" for n in names], textposition="outside"))
+    base_layout(fig, title)
+    fig.update_yaxes(range=[0, 1.1], title="accuracy on queries", tickformat=".0%")
+    return fig

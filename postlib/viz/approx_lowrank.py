@@ -1,0 +1,160 @@
+"""Figures for the "Low rank and hashing" chapter: spectra, Linformer rank, LSH buckets, reversible memory.
+
+Pure builders (data or sizes in → ``go.Figure`` out); every number comes from
+``postlib.attention.linformer`` / ``reformer`` / ``reversible``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+from torch import nn
+
+from ..attention.linformer import linformer_attention, mean_pool_projection, random_projection, singular_values
+from ..attention.reformer import collision_probability, hyperplane_collision_theory, lsh_hash, topk_in_bucket
+from ..attention.reversible import ReversibleBlock, ReversibleSequence, saved_activation_bytes
+from ..attention.softmax import attention_weights
+from .approx import demo_qk, exact_and_approx_maps
+from .core import PALETTE, base_layout
+
+
+def spectrum_figure(maps: dict) -> go.Figure:
+    """Normalised singular values σ_i/σ_1 (left) and cumulative energy Σ_{j≤i}σ_j²/Σσ² (right) of
+    attention matrices. ``maps``: {label: tensor (..., L, L)} — several matrices per label are averaged."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("σ_i / σ_1", "cumulative energy of the top-i"))
+    for c, (label, P) in enumerate(maps.items()):
+        sv = singular_values(torch.as_tensor(P)).reshape(-1, torch.as_tensor(P).shape[-1])
+        norm = (sv / sv[:, :1]).mean(0).numpy()
+        energy = (torch.cumsum(sv ** 2, -1) / (sv ** 2).sum(-1, keepdim=True)).mean(0).numpy()
+        idx = np.arange(1, len(norm) + 1)
+        col = PALETTE[c % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=idx, y=norm, name=label, line=dict(color=col)), 1, 1)
+        fig.add_trace(go.Scatter(x=idx, y=energy, name=label, showlegend=False, line=dict(color=col)), 1, 2)
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(range=[0, 1.02], row=1, col=2)
+    fig.update_xaxes(title="index i")
+    return base_layout(fig, "Singular-value spectrum of attention matrices (cf. Linformer Fig. 1)", height=380)
+
+
+def linformer_rank_figure(ranks=(1, 2, 4, 8, 16, 32, 64), length: int = 128, head_dim: int = 16,
+                          seeds=range(3)) -> go.Figure:
+    """Output error of rank-k attention vs k: untrained projections (mean pooling, random JL) against the
+    best any rank-k map can do (truncated SVD of the exact map, Eckart–Young)."""
+    ranks = [r for r in ranks if r <= length]
+    curves = {"Linformer, mean-pool E = F": [], "Linformer, random JL E, F": [], "best rank-k map (SVD)": []}
+    for r in ranks:
+        errs = {name: [] for name in curves}
+        for s in seeds:
+            q, k = demo_qk(length, head_dim, s)
+            v = torch.randn(1, 1, length, head_dim, generator=torch.Generator().manual_seed(s + 50), dtype=torch.float64)
+            P = attention_weights(q, k)
+            ref = P @ v
+            rel = lambda out: ((out - ref).norm() / ref.norm()).item()  # noqa: E731
+            pool = mean_pool_projection(r, length)
+            errs["Linformer, mean-pool E = F"].append(rel(linformer_attention(q, k, v, pool, pool)))
+            errs["Linformer, random JL E, F"].append(rel(linformer_attention(q, k, v, random_projection(r, length, s),
+                                                                             random_projection(r, length, s + 1))))
+            U, S, Vh = torch.linalg.svd(P[0, 0])
+            Pk = (U[:, :r] * S[:r]) @ Vh[:r]
+            errs["best rank-k map (SVD)"].append(rel(Pk @ v))
+        for name in curves:
+            curves[name].append(float(np.mean(errs[name])))
+    fig = go.Figure([go.Scatter(x=ranks, y=ys, mode="lines+markers", name=name, line=dict(color=PALETTE[i]))
+                     for i, (name, ys) in enumerate(curves.items())])
+    base_layout(fig, f"Error vs projection rank k (L = {length}, d = {head_dim}; untrained E, F)")
+    fig.update_xaxes(type="log", title="rank k")
+    fig.update_yaxes(type="log", title="‖out − softmax‖ / ‖softmax‖")
+    return fig
+
+
+def causality_figure(rank: int = 8, length: int = 48, head_dim: int = 16) -> go.Figure:
+    """Linformer's effective map P̄·F next to the causal region: weight lands above the diagonal (the future)."""
+    _, approx = exact_and_approx_maps("linformer", rank, length, head_dim)
+    future = np.triu(np.abs(approx), 1).sum(1) / np.abs(approx).sum(1)
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5],
+                        subplot_titles=(f"effective map, rank {rank} (dashed: the diagonal)",
+                                        "share of |weight| on future keys, per query"))
+    fig.add_trace(go.Heatmap(z=approx, colorscale="Viridis", showscale=False,
+                             hovertemplate="query %{y}, key %{x}: %{z:.3f}<extra></extra>"), 1, 1)
+    fig.add_trace(go.Scatter(x=[0, length - 1], y=[0, length - 1], mode="lines", line=dict(dash="dash", color="white"),
+                             showlegend=False), 1, 1)
+    fig.add_trace(go.Bar(x=list(range(length)), y=future, marker_color=PALETTE[1], showlegend=False), 1, 2)
+    fig.update_yaxes(autorange="reversed", row=1, col=1)
+    fig.update_yaxes(range=[0, 1], row=1, col=2)
+    fig.update_xaxes(title="query i", row=1, col=2)
+    return base_layout(fig, "Why Linformer cannot be causal: E·K mixes every position into every projected key",
+                       height=380)
+
+
+def collision_figure(bucket_counts=(2, 4, 8, 16), dim: int = 64, n_trials: int = 2000) -> go.Figure:
+    """P[h(x) = h(y)] against the angle θ between x and y: measured for several bucket counts, theory 1 − θ/π for 2."""
+    angles = torch.linspace(0, math.pi, 25, dtype=torch.float64)
+    fig = go.Figure()
+    for i, b in enumerate(bucket_counts):
+        p = collision_probability(angles, b, dim, n_trials)
+        fig.add_trace(go.Scatter(x=angles.numpy(), y=p.numpy(), mode="markers+lines", name=f"measured, {b} buckets",
+                                 line=dict(color=PALETTE[i])))
+    fig.add_trace(go.Scatter(x=angles.numpy(), y=hyperplane_collision_theory(angles).numpy(), mode="lines",
+                             name="theory, 2 buckets: 1 − θ/π", line=dict(color="black", dash="dash")))
+    base_layout(fig, f"Angular LSH: collision probability vs angle (d = {dim}, {n_trials} random rotations)")
+    fig.update_xaxes(title="angle θ between x and y (radians)")
+    fig.update_yaxes(title="P[same bucket]", range=[0, 1.02])
+    return fig
+
+
+def bucket_recall_figure(bucket_counts=(4, 8, 16), rounds=(1, 2, 4, 8), length: int = 256, head_dim: int = 32,
+                         topk: int = 4, seed: int = 0) -> go.Figure:
+    """How many of each query's true top-k keys share its bucket in at least one of n_hashes rounds."""
+    q, _ = demo_qk(length, head_dim, seed)
+    fig = go.Figure()
+    for i, b in enumerate(bucket_counts):
+        fig.add_trace(go.Scatter(x=list(rounds), y=[topk_in_bucket(q[0, 0], b, r, topk, seed) for r in rounds],
+                                 mode="lines+markers", name=f"{b} buckets", line=dict(color=PALETTE[i])))
+    base_layout(fig, f"Recall of the true top-{topk} keys inside the query's buckets (L = {length}, d = {head_dim})")
+    fig.update_xaxes(title="hash rounds n_hashes", type="log")
+    fig.update_yaxes(title=f"fraction of top-{topk} keys found", range=[0, 1.02])
+    return fig
+
+
+def lsh_sorted_figure(length: int = 64, head_dim: int = 16, n_buckets: int = 8, chunk_size: int = 8,
+                      seed: int = 0) -> go.Figure:
+    """The LSH attention map in token order (scattered) and re-ordered by bucket (a band of chunks)."""
+    _, approx = exact_and_approx_maps("reformer", 1, length, head_dim, seed=seed, n_buckets=n_buckets,
+                                      chunk_size=chunk_size)
+    q, _ = demo_qk(length, head_dim, seed)
+    b = lsh_hash(q, n_buckets, 1, seed)[0, 0, 0]
+    order = torch.argsort(b * length + torch.arange(length)).numpy()
+    sorted_map = approx[np.ix_(order, order)]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("token order", "sorted by (bucket, position)"))
+    hover = "%{y}, %{x}: %{z:.3f}<extra></extra>"
+    fig.add_trace(go.Heatmap(z=approx, colorscale="Viridis", showscale=False, hovertemplate=hover), 1, 1)
+    fig.add_trace(go.Heatmap(z=sorted_map, colorscale="Viridis", showscale=False, hovertemplate=hover), 1, 2)
+    for c in range(0, length + 1, chunk_size):
+        fig.add_shape(type="line", x0=-0.5, x1=length - 0.5, y0=c - 0.5, y1=c - 0.5, line=dict(color="white", width=0.5),
+                      row=1, col=2)
+    for col in (1, 2):
+        fig.update_yaxes(autorange="reversed", row=1, col=col)
+    return base_layout(fig, f"LSH attention: {n_buckets} buckets, chunks of {chunk_size} (white lines), one round",
+                       height=380)
+
+
+def reversible_memory_figure(depths=(1, 2, 4, 8, 16), width: int = 64, length: int = 128) -> go.Figure:
+    """Bytes autograd keeps for backward vs depth: ordinary residual stack vs reversible stack (measured)."""
+    x = torch.randn(1, length, 2 * width, requires_grad=True)
+    rev, std = [], []
+    for depth in depths:
+        torch.manual_seed(0)
+        m = ReversibleSequence([ReversibleBlock(nn.Sequential(nn.Linear(width, width), nn.GELU()),
+                                                nn.Sequential(nn.Linear(width, width), nn.GELU()))
+                                for _ in range(depth)])
+        rev.append(saved_activation_bytes(m, x) / 2 ** 20)
+        std.append(saved_activation_bytes(m.forward_standard, x) / 2 ** 20)
+    fig = go.Figure([go.Scatter(x=list(depths), y=std, mode="lines+markers", name="ordinary residual layers"),
+                     go.Scatter(x=list(depths), y=rev, mode="lines+markers", name="reversible layers")])
+    base_layout(fig, f"Activation memory kept for backward (measured; batch 1, L = {length}, width {2 * width})")
+    fig.update_xaxes(title="layers")
+    fig.update_yaxes(title="MiB saved for backward", rangemode="tozero")
+    return fig
