@@ -34,6 +34,7 @@ BACKENDS = ("auto", "sequential", "parallel", "chunked", "triton")
 # CPU crossover (cpu_scan_crossover.json): the parallel scan's (batch, dim, L, N) tensors stop
 # fitting in cache around batch·dim·N ≈ 2^10–2^11 states; beyond, the chunked form wins.
 PARALLEL_MAX_STATES = 1024
+SEQUENTIAL_MAX_LENGTH = 48
 
 
 def _check_inputs(u, delta, A, B, C, D, z, delta_bias):
@@ -86,11 +87,11 @@ def prepare_delta(delta, delta_bias=None, delta_softplus=False):
 
 
 def pick_backend(u: torch.Tensor, N: int) -> str:
-    """The ``"auto"`` rule: Triton on CUDA; on CPU parallel while batch·dim·N is small, else chunked."""
+    """The ``"auto"`` rule: Triton on CUDA; on CPU the loop for short L, parallel while batch·dim·N is small, else chunked."""
     if u.is_cuda:
         from ..kernels import triton_available
         return "triton" if triton_available() else "chunked"
-    if u.shape[-1] == 1:
+    if u.shape[-1] <= SEQUENTIAL_MAX_LENGTH:      # short sequences: the loop's few steps beat any set-up
         return "sequential"
     return "parallel" if u.shape[0] * u.shape[1] * N <= PARALLEL_MAX_STATES else "chunked"
 

@@ -104,7 +104,7 @@ def test_cross_check_accelerated_scan_reference():
 
 
 def test_auto_picks_by_state_size():
-    small, big = torch.zeros(1, 16, 64), torch.zeros(1, 256, 64)
+    small, big = torch.zeros(1, 16, 128), torch.zeros(1, 256, 128)
     assert pick_backend(small, 16) == "parallel"
     assert pick_backend(big, 16) == "chunked"
     assert pick_backend(torch.zeros(1, 16, 1), 16) == "sequential"
