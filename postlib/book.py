@@ -51,6 +51,28 @@ PROFILES: dict[str, dict[str, dict]] = {
                     copy_length=256, copy_memorize=16, copy_colors=16, copy_train=20000, copy_test=1024,
                     copy_steps=2000, copy_d_model=64, copy_layers=2, copy_batch=64),
     },
+    # Kernel attention (chapters/03_kernel): maps, Performer statistics, live timings, MQAR toy.
+    "kernel": {
+        "cpu": dict(map_length=48, head_dim=16, state_length=16, state_dim=8, favor_draws=1000,
+                    favor_features=[4, 8, 16, 32, 64, 128, 256], favor_seeds=4,
+                    live_lengths=[512, 1024, 2048, 4096], live_gen_lengths=[256, 1024, 4096], live_repeats=3,
+                    mqar_pairs=6, mqar_keys=24, mqar_train=4000, mqar_test=256, mqar_steps=300, mqar_d_model=64,
+                    mqar_heads=2, mqar_batch=64, mqar_lr=3e-3),
+        "gpu": dict(map_length=64, head_dim=16, state_length=24, state_dim=8, favor_draws=4000,
+                    favor_features=[4, 8, 16, 32, 64, 128, 256, 512], favor_seeds=16,
+                    live_lengths=[1024, 4096, 16384, 65536], live_gen_lengths=[1024, 8192, 32768], live_repeats=10,
+                    mqar_pairs=16, mqar_keys=64, mqar_train=20000, mqar_test=1024, mqar_steps=1500, mqar_d_model=64,
+                    mqar_heads=2, mqar_batch=128, mqar_lr=3e-3),
+    },
+    # Low rank and hashing (chapters/04_lowrank): spectra, Linformer rank, LSH statistics, reversible memory.
+    "lowrank": {
+        "cpu": dict(map_length=48, head_dim=16, spectrum_length=24, spectrum_steps=150, rank_length=96,
+                    ranks=[1, 2, 4, 8, 16, 32, 64], rank_seeds=2, lsh_trials=2000, recall_length=256,
+                    depths=[1, 2, 4, 8, 16]),
+        "gpu": dict(map_length=64, head_dim=16, spectrum_length=64, spectrum_steps=600, rank_length=256,
+                    ranks=[1, 2, 4, 8, 16, 32, 64, 128], rank_seeds=4, lsh_trials=4000, recall_length=1024,
+                    depths=[1, 2, 4, 8, 16, 32]),
+    },
 }
 
 
