@@ -1,0 +1,103 @@
+"""The CPU crossover benchmark of the selective scan (recorded in bench/results/cpu_scan_crossover.json).
+
+At L = 4096, batch 1, N = 16 and a range of dim, time every backend *side by side*: each round
+runs every form once, in a rotating order, so that the load of a shared machine hits all forms
+alike; the reported time is the median over rounds. ``mambapy``'s pscan (an independent PyTorch
+Blelloch scan on (B, L, D, N)) is timed as a peer when installed, with the same Δ/A/B/C
+preparation and readout around it, so only the scan itself differs.
+
+    python -m postlib.ssm.scan_bench            # records the results file
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from .scan import pick_backend, selective_scan
+
+FORMS = ("sequential", "parallel", "chunked", "auto")
+
+
+def _mambapy_scan():
+    try:
+        from mambapy.pscan import pscan
+    except ImportError:
+        return None
+
+    def run(u, delta, A, B, C):
+        dA = torch.exp(delta[..., None] * A[:, None, :]).transpose(1, 2).contiguous()        # (b, L, d, N)
+        dBu = ((delta * u)[..., None] * B.transpose(1, 2)[:, None]).transpose(1, 2).contiguous()
+        h = pscan(dA, dBu)
+        return (h * C.transpose(1, 2)[:, :, None]).sum(-1).transpose(1, 2)
+    return run
+
+
+def crossover(dims=(16, 32, 64, 128, 256, 512), *, L: int = 4096, N: int = 16, batch: int = 1, rounds: int = 5,
+              threads: int | None = None, progress: bool = False) -> list[dict]:
+    """Rows {name, dim, N, states=dim·N, length, time_ms (median), times_ms (all rounds), picked, ...}."""
+    if threads:
+        torch.set_num_threads(threads)
+    peer = _mambapy_scan()
+    rows = []
+    for dim in dims:
+        g = torch.Generator().manual_seed(dim)
+        u = torch.randn(batch, dim, L, generator=g)
+        delta = torch.rand(batch, dim, L, generator=g) * 0.1
+        A = -torch.rand(dim, N, generator=g) - 0.5
+        B, C = torch.randn(batch, N, L, generator=g), torch.randn(batch, N, L, generator=g)
+        fns = {f: (lambda f=f: selective_scan(u, delta, A, B, C, backend=f)) for f in FORMS}
+        if peer is not None:
+            fns["mambapy pscan"] = lambda: peer(u, delta, A, B, C)
+        times = {k: [] for k in fns}
+        names = list(fns)
+        with torch.no_grad():
+            ref = fns["sequential"]()
+            for k in names:            # warm-up, and every form must agree with the loop
+                out = fns[k]()
+                if not torch.allclose(out, ref, rtol=1e-3, atol=1e-3):
+                    raise AssertionError(f"{k} disagrees with the sequential scan at dim={dim}")
+            for r in range(rounds):
+                for k in names[r % len(names):] + names[:r % len(names)]:
+                    t0 = time.perf_counter()
+                    fns[k]()
+                    times[k].append((time.perf_counter() - t0) * 1e3)
+        picked = pick_backend(u, N)
+        for k in names:
+            rows.append(dict(name=k, length=L, batch=batch, d_model=dim, dim=dim, N=N, states=dim * N,
+                             mode="forward", time_ms=statistics.median(times[k]), times_ms=times[k],
+                             peak_mem_bytes=None, device="cpu", dtype="float32", status="ok",
+                             picked=picked if k == "auto" else ""))
+        if progress:
+            print(dim, {k: round(statistics.median(v), 1) for k, v in times.items()}, "auto →", picked, flush=True)
+    return rows
+
+
+def ratios(rows: list[dict]) -> list[dict]:
+    """Per dim: loop/parallel, loop/chunked, auto/fastest-of-ours, parallel/mambapy."""
+    out = []
+    for dim in sorted({r["dim"] for r in rows}):
+        t = {r["name"]: r["time_ms"] for r in rows if r["dim"] == dim}
+        fastest = min(t[k] for k in ("sequential", "parallel", "chunked"))
+        out.append(dict(dim=dim, states=dim * rows[0]["N"], loop_over_parallel=t["sequential"] / t["parallel"],
+                        loop_over_chunked=t["sequential"] / t["chunked"], auto_over_fastest=t["auto"] / fastest,
+                        parallel_over_mambapy=t["parallel"] / t["mambapy pscan"] if "mambapy pscan" in t else None))
+    return out
+
+
+def record(path=None, **kw):
+    from ..bench import RESULTS_DIR, provenance, save_results
+    rows = crossover(progress=True, **kw)
+    notes = ("Selective scan forward, fp32, batch 1, N 16, L 4096, no autograd. Each round times every form once in "
+             "a rotating order; time_ms is the median over rounds (times_ms lists them all). Recorded on a 2-core "
+             "CPU shared with other jobs: timings are noisy, compare forms within a row, not across files. "
+             "'auto' is selective_scan(backend='auto'); 'picked' is the form it chose. 'mambapy pscan' is the "
+             "mambapy package's Blelloch scan with the same Δ/A/B/C preparation around it.")
+    return save_results(rows, path or RESULTS_DIR / "cpu_scan_crossover.json",
+                        title="CPU selective scan: sequential vs parallel vs chunked vs auto vs mambapy, against dim·N",
+                        notes=notes, provenance=provenance("cpu"), extra={"ratios": ratios(rows)})
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(record())
