@@ -74,14 +74,18 @@ def merge(m_a, l_a, acc_a, m_b, l_b, acc_b, reference=None) -> tuple[sp.Expr, sp
 def merge_rule() -> list[sp.Eq]:
     """The three merge equations as ``sympy.Eq`` (display them with ``sympy.latex``)."""
     m = sp.Symbol("m", real=True)
-    m_expr, l_expr, acc_expr = merge(M_A, L_A, ACC_A, M_B, L_B, ACC_B)
-    _, l_m, acc_m = merge(M_A, L_A, ACC_A, M_B, L_B, ACC_B, reference=m)
-    return [sp.Eq(m, m_expr), sp.Eq(sp.Symbol("l", real=True), l_m), sp.Eq(sp.Symbol("acc", real=True), acc_m)]
+    # Display names only: typeset "acc" upright and l as ℓ, as in the chapter's prose.
+    pretty = {ACC_A: sp.Symbol(r"\mathrm{acc}_A", real=True), ACC_B: sp.Symbol(r"\mathrm{acc}_B", real=True),
+              L_A: sp.Symbol(r"\ell_A", real=True), L_B: sp.Symbol(r"\ell_B", real=True)}
+    m_expr, _, _ = merge(M_A, L_A, ACC_A, M_B, L_B, ACC_B)
+    _, l_m, acc_m = (e.subs(pretty) for e in merge(M_A, L_A, ACC_A, M_B, L_B, ACC_B, reference=m))
+    return [sp.Eq(m, m_expr), sp.Eq(sp.Symbol(r"\ell", real=True), l_m),
+            sp.Eq(sp.Symbol(r"\mathrm{acc}", real=True), acc_m)]
 
 
 def rescaling_identity() -> tuple[sp.Eq, sp.Expr]:
     """``e^{s−m_old}·e^{m_old−m_new} = e^{s−m_new}`` and its residual (lhs − rhs, simplified: 0)."""
-    s, m_old, m_new = sp.symbols("s m_old m_new", real=True)
+    s, m_old, m_new = sp.symbols(r"s m_\mathrm{old} m_\mathrm{new}", real=True)
     lhs, rhs = sp.exp(s - m_old) * sp.exp(m_old - m_new), sp.exp(s - m_new)
     return sp.Eq(lhs, rhs, evaluate=False), sp.simplify(lhs - rhs)
 
