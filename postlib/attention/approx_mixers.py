@@ -69,8 +69,8 @@ class PerformerMixer(_RecurrentStateMixin, MultiHeadMixer):
     def __init__(self, d_model: int, n_heads: int = 4, num_features: int | None = None, kernel: str = "positive",
                  orthogonal: bool = True, seed: int = 0, eps: float = 1e-6):
         super().__init__(d_model, n_heads)
-        # Default m = 2·d·ln d features is the paper's Θ(d log d) rule, at least 16.
-        m = num_features or max(16, int(2 * self.head_dim * math.log(max(self.head_dim, 2))))
+        # Default m = d·ln d features: the paper's Θ(d log d) rule, at least 16.
+        m = num_features or max(16, round(self.head_dim * math.log(max(self.head_dim, 2))))
         self.num_features = check_positive_int(m, "num_features")
         self.kernel = check_choice(kernel, "kernel", KERNELS)
         self.orthogonal, self.eps = bool(orthogonal), eps
