@@ -1,0 +1,178 @@
+"""Exercises of the state-space chapter: six checkers.
+
+Each calls the learner's function on random float64 inputs (awkward sizes included), compares with
+postlib's reference, prints ✅/❌ with a hint that never gives the answer away, and returns True/False.
+
+==============================  ==============================================================
+checker                         the learner writes
+==============================  ==============================================================
+check_bilinear                  ``fn(A, B, dt) -> (Abar, Bbar)``        numpy (N, N), (N,)
+check_zoh_diagonal              ``fn(lam, dt) -> (Abar, Bbar)``         complex torch (N,), B = 1
+check_hippo_legs                ``fn(N) -> (A, B)``                      numpy float64
+check_scan_step                 ``fn(x, u_t, delta_t, A, B_t, C_t) -> (x_new, y_t)``
+check_diagonal_kernel           ``fn(a, b, c, L) -> K``  with conv(K, u) ≡ the recurrence
+check_combine                   ``fn((a1, b1), (a2, b2)) -> (a, b)``     the scan's associative operator
+==============================  ==============================================================
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..ssm.discretize import discretize
+from ..ssm.hippo import hippo
+from ..ssm.s4d import zoh_diagonal
+from . import Mismatch, run_checker
+
+
+def _pair(out, what):
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise Mismatch(f"{what} should return a pair (two values), got {type(out).__name__}.")
+    return out
+
+
+def _same(a, b, tol=1e-9):
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and np.allclose(a, b, rtol=tol, atol=tol)
+
+
+# --------------------------------------------------------------------------- 1. bilinear
+
+def _bilinear_cases(fn):
+    rng = np.random.default_rng(0)
+    for N, dt in ((1, 0.1), (3, 0.5), (7, 0.01)):
+        A = rng.standard_normal((N, N)) - np.eye(N)
+        B = rng.standard_normal(N)
+        Ad, Bd = _pair(fn(A.copy(), B.copy(), dt), "fn(A, B, dt)")
+        ref_A, ref_B = discretize(A, B, dt, "bilinear")
+        if not _same(Ad, ref_A):
+            if _same(Ad, discretize(A, B, dt, "euler")[0]) or _same(Ad, discretize(A, B, dt, "backward_euler")[0]):
+                raise Mismatch("that Ā is a one-sided Euler rule: bilinear averages the slopes at both ends of the step.")
+            raise Mismatch(f"Ā differs for N={N}, Δ={dt}: solve x1 − x0 = Δ(A(x0 + x1)/2 + Bu) for x1, then read off "
+                           "the coefficient of x0.")
+        if not _same(Bd, ref_B):
+            raise Mismatch(f"Ā is right but B̄ differs (N={N}): which matrix multiplies Δ B after solving for x1?")
+
+
+def check_bilinear(fn) -> bool:
+    return run_checker("bilinear discretization", fn, _bilinear_cases)
+
+
+# --------------------------------------------------------------------------- 2. ZOH, diagonal
+
+def _zoh_cases(fn):
+    g = torch.Generator().manual_seed(1)
+    for N, dt in ((1, 0.3), (5, 0.05), (16, 1.0)):
+        lam = torch.complex(-torch.rand(N, generator=g, dtype=torch.float64) - 0.1,
+                            torch.randn(N, generator=g, dtype=torch.float64) * 3)
+        Ad, Bd = _pair(fn(lam.clone(), dt), "fn(lam, dt)")
+        ref_A, ref_B = zoh_diagonal(lam, dt)
+        if not _same(Ad, ref_A):
+            raise Mismatch("Ā differs: for ZOH, the state decays exactly over one step — which function of Δλ is that?")
+        if not _same(Bd, ref_B):
+            if _same(Bd, dt * torch.ones_like(lam)):
+                raise Mismatch("Δ·B is the Euler rule for B (Mamba's choice); ZOH integrates e^{λ(Δ−s)} over the step.")
+            raise Mismatch("B̄ differs: integrate e^{λ(Δ−s)} · B from s = 0 to Δ (with B = 1).")
+
+
+def check_zoh_diagonal(fn) -> bool:
+    return run_checker("ZOH for a diagonal A", fn, _zoh_cases)
+
+
+# --------------------------------------------------------------------------- 3. HiPPO-LegS
+
+def _legs_cases(fn):
+    for N in (1, 2, 5, 12):
+        A, B = _pair(fn(N), f"fn({N})")
+        ref_A, ref_B = hippo("legs", N)
+        A, B = np.asarray(A, dtype=float), np.asarray(B, dtype=float).reshape(-1)
+        if A.shape != (N, N) or B.shape != (N,):
+            raise Mismatch(f"for N={N} expected A of shape ({N}, {N}) and B of shape ({N},), got {A.shape}, {B.shape}.")
+        if not _same(np.diag(A), np.diag(ref_A)):
+            raise Mismatch("the diagonal is off: it comes from the −(1/t) c_n term *and* the n·P_n part of the identity.")
+        if not _same(A, ref_A):
+            if _same(A, ref_A.T):
+                raise Mismatch("transposed: c_n can only depend on coefficients of lower degree k ≤ n.")
+            raise Mismatch(f"the off-diagonal entries differ for N={N}: check signs and the square roots.")
+        if not _same(B, ref_B):
+            raise Mismatch("B differs: it is g_n evaluated at the newest point, where P_n(1) = 1.")
+
+
+def check_hippo_legs(fn) -> bool:
+    return run_checker("HiPPO-LegS matrices", fn, _legs_cases)
+
+
+# --------------------------------------------------------------------------- 4. one selective-scan step
+
+def _step_cases(fn):
+    g = torch.Generator().manual_seed(2)
+    for b, d, N in ((1, 1, 1), (2, 3, 5), (1, 7, 16)):
+        r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)
+        x, u, delta = r(b, d, N), r(b, d), torch.rand(b, d, generator=g, dtype=torch.float64)
+        A, B, C = -torch.rand(d, N, generator=g, dtype=torch.float64), r(b, N), r(b, N)
+        out = _pair(fn(x.clone(), u, delta, A, B, C), "fn(x, u_t, delta_t, A, B_t, C_t)")
+        x_ref = torch.exp(delta[..., None] * A) * x + delta[..., None] * B[:, None] * u[..., None]
+        y_ref = (x_ref * C[:, None]).sum(-1)
+        x_new, y = (torch.as_tensor(o) for o in out)
+        if x_new.shape != x_ref.shape:
+            raise Mismatch(f"the new state should have shape (batch, dim, N) = {tuple(x_ref.shape)}, got {tuple(x_new.shape)}.")
+        if not _same(x_new, x_ref):
+            if _same(x_new, torch.exp(A) * x + delta[..., None] * B[:, None] * u[..., None]):
+                raise Mismatch("the decay must depend on the step: Ā = exp(Δ_t A), not exp(A).")
+            raise Mismatch("the new state differs: ZOH for A (a decay), Euler for B (Δ_t B_t u_t).")
+        if y.shape != y_ref.shape or not _same(y, y_ref):
+            raise Mismatch(f"the state is right; y_t should be C_t · x_t summed over N, shape {tuple(y_ref.shape)}.")
+
+
+def check_scan_step(fn) -> bool:
+    return run_checker("one selective-scan step", fn, _step_cases)
+
+
+# --------------------------------------------------------------------------- 5. conv ≡ recurrence, diagonal A
+
+def _kernel_cases(fn):
+    g = torch.Generator().manual_seed(3)
+    for N, L in ((1, 1), (4, 13), (8, 64)):
+        a = torch.rand(N, generator=g, dtype=torch.float64) * 0.95
+        b, c = torch.randn(N, generator=g, dtype=torch.float64), torch.randn(N, generator=g, dtype=torch.float64)
+        K = torch.as_tensor(fn(a, b, c, L))
+        if K.shape != (L,):
+            raise Mismatch(f"K should have shape (L,) = ({L},), got {tuple(K.shape)}.")
+        u = torch.randn(L, generator=g, dtype=torch.float64)
+        x, ys = torch.zeros(N, dtype=torch.float64), []
+        for t in range(L):        # the recurrence x_t = a x_{t−1} + b u_t, y_t = c·x_t
+            x = a * x + b * u[t]
+            ys.append((c * x).sum())
+        y_rec = torch.stack(ys)
+        y_conv = torch.stack([(K[: t + 1].flip(0) * u[: t + 1]).sum() for t in range(L)])
+        if not _same(y_conv, y_rec):
+            if _same(K, torch.stack([(c * a ** (l + 1) * b).sum() for l in range(L)])):
+                raise Mismatch("off by one power: the newest input enters the state once, without a decay.")
+            raise Mismatch(f"conv(K, u) differs from the recurrence (N={N}, L={L}): unroll x_t by hand for t = 0, 1, 2.")
+
+
+def check_diagonal_kernel(fn) -> bool:
+    return run_checker("convolution kernel of a diagonal SSM", fn, _kernel_cases)
+
+
+# --------------------------------------------------------------------------- 6. the scan's combine
+
+def _combine_cases(fn):
+    g = torch.Generator().manual_seed(4)
+    r = lambda: (torch.rand(3, generator=g, dtype=torch.float64), torch.randn(3, generator=g, dtype=torch.float64))
+    e1, e2, e3 = r(), r(), r()
+    ab = _pair(fn(e1, e2), "fn((a1, b1), (a2, b2))")
+    x = torch.randn(3, generator=g, dtype=torch.float64)
+    applied = e2[0] * (e1[0] * x + e1[1]) + e2[1]          # first e1, then e2
+    if not _same(ab[0] * x + ab[1], applied):
+        if _same(ab[0] * x + ab[1], e1[0] * (e2[0] * x + e2[1]) + e1[1]):
+            raise Mismatch("the order is swapped: (a1, b1) is the earlier step and acts first.")
+        raise Mismatch("the composite map x ↦ a x + b must equal applying step 1, then step 2.")
+    left = fn(fn(e1, e2), e3)
+    right = fn(e1, fn(e2, e3))
+    if not (_same(left[0], right[0]) and _same(left[1], right[1])):
+        raise Mismatch("your operator is not associative, so a tree cannot regroup it.")
+
+
+def check_combine(fn) -> bool:
+    return run_checker("the scan's associative combine", fn, _combine_cases)
