@@ -152,14 +152,17 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
 
 
 def gpu_check(device: str = "cuda", quick: bool = False) -> list[dict]:
-    """Correctness vs the sequential loop (fp32, Mamba's tolerances) and speed vs the PyTorch loop.
+    """Correctness vs the fp64 reference (fp32, Mamba's tolerances) and speed vs the PyTorch loop.
 
-    Effective bandwidth counts the minimal bytes (u, Δ, B, C, z in; y out) over the kernel's time,
-    beside the device's measured copy bandwidth (a large tensor copy, read + write).
+    Effective bandwidth counts the minimal bytes (u, Δ, z in; B, C in; y out) over the kernel's time,
+    beside the device's measured copy bandwidth (a large tensor copy counts one read and one write).
+    On ``device="cpu"`` (the runner's --smoke mode, Triton interpreter) the sizes are tiny and the
+    speed rows only prove the code path: their timings mean nothing and are not held to the targets.
     """
     from ..ssm.scan import selective_scan
     from ..testing import rel_rms
 
+    on_gpu = str(device).startswith("cuda")
     rows = []
     torch.manual_seed(0)
 
@@ -168,18 +171,27 @@ def gpu_check(device: str = "cuda", quick: bool = False) -> list[dict]:
         return (g(bsz, dim, L), g(bsz, dim, L) - 2.0, -torch.rand(dim, N, device=device) * 4 - 0.1,
                 g(bsz, N, L), g(bsz, N, L), g(dim), g(bsz, dim, L), g(dim))
 
-    for L in ([1, 127, 2048] if quick else [1, 127, 1000, 2048, 16384]):
-        u, dl, A, B, C, D, z, bias = inputs(2, 64, 16, L)
+    lengths = ([1, 127, 2048] if quick else [1, 127, 1000, 2048, 16384]) if on_gpu else [1, 37]
+    for L in lengths:
+        bsz, dim = (2, 64) if on_gpu else (1, 4)
+        u, dl, A, B, C, D, z, bias = inputs(bsz, dim, 16, L)
         ref = selective_scan(u.double(), dl.double(), A.double(), B.double(), C.double(), D.double(), z.double(),
                              bias.double(), True, backend="chunked" if L > 256 else "sequential")
         out = selective_scan(u, dl, A, B, C, D, z, bias, True, backend="triton")
         err = rel_rms(ref, out)
         close = torch.allclose(out.double(), ref, rtol=6e-4, atol=2e-3)
-        rows.append(dict(kernel="selective_scan", check="forward vs fp64 reference", shape=f"(2,64,16,{L})",
+        rows.append(dict(kernel="selective_scan", check="forward vs fp64 reference", shape=f"({bsz},{dim},16,{L})",
                          rel_rms=err, allclose_mamba_tol=bool(close), ok=bool(close and err < 1e-3)))
 
     def timed(fn, reps):
         fn()
+        if not on_gpu:
+            times = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - t0) * 1e3)
+            return sorted(times)[len(times) // 2]
         torch.cuda.synchronize()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         times = []
@@ -191,25 +203,27 @@ def gpu_check(device: str = "cuda", quick: bool = False) -> list[dict]:
             times.append(start.elapsed_time(end))
         return sorted(times)[len(times) // 2]
 
-    big = torch.empty(256 * 2 ** 20 // 4, device=device)
-    copy_ms = timed(lambda: big.clone(), 10)
+    big = torch.empty((256 if on_gpu else 4) * 2 ** 20 // 4, device=device)
+    copy_ms = timed(lambda: big.clone(), 10 if on_gpu else 3)
     copy_bw = 2 * big.numel() * 4 / (copy_ms * 1e-3)
     del big
-    for bsz, dim, N, L in ([(8, 1024, 16, 2048)] if quick else [(8, 1024, 16, 2048), (8, 1024, 16, 8192),
-                                                                (2, 2048, 16, 16384)]):
+    shapes = ([(8, 1024, 16, 2048)] if quick else [(8, 1024, 16, 2048), (8, 1024, 16, 8192), (2, 2048, 16, 16384)]) \
+        if on_gpu else [(1, 4, 4, 64)]
+    for bsz, dim, N, L in shapes:
         u, dl, A, B, C, D, z, bias = inputs(bsz, dim, N, L)
-        kern_ms = timed(lambda: selective_scan(u, dl, A, B, C, D, z, bias, True, backend="triton"), 10)
-        loop_ms = timed(lambda: selective_scan(u, dl, A, B, C, D, z, bias, True, backend="sequential"), 2)
+        kern_ms = timed(lambda: selective_scan(u, dl, A, B, C, D, z, bias, True, backend="triton"), 10 if on_gpu else 1)
+        loop_ms = timed(lambda: selective_scan(u, dl, A, B, C, D, z, bias, True, backend="sequential"), 2 if on_gpu else 1)
         minimal_bytes = (4 * bsz * dim * L + 2 * bsz * N * L) * u.element_size()   # u, Δ, z, y + B, C
         bw = minimal_bytes / (kern_ms * 1e-3)
-        rows.append(dict(kernel="selective_scan", check="speed", shape=f"({bsz},{dim},{N},{L})", triton_ms=kern_ms,
-                         torch_loop_ms=loop_ms, speedup=loop_ms / kern_ms, effective_GBps=bw / 1e9,
-                         copy_GBps=copy_bw / 1e9, bandwidth_fraction=bw / copy_bw,
-                         ok=bool(loop_ms / kern_ms >= 20 and bw / copy_bw >= 0.5)))
+        meets = loop_ms / kern_ms >= 20 and bw / copy_bw >= 0.5
+        rows.append(dict(kernel="selective_scan", check="speed vs PyTorch loop (targets: ≥20×, ≥50% copy bandwidth)",
+                         shape=f"({bsz},{dim},{N},{L})", triton_ms=kern_ms, torch_loop_ms=loop_ms,
+                         speedup=loop_ms / kern_ms, effective_GBps=bw / 1e9, copy_GBps=copy_bw / 1e9,
+                         bandwidth_fraction=bw / copy_bw, meets_targets=bool(meets),
+                         ok=True if not on_gpu else bool(meets)))
     return rows
 
 
 if __name__ == "__main__":  # pragma: no cover
     for r in gpu_check("cuda", quick=False):
         print(r)
-    _ = time

@@ -194,3 +194,14 @@ def accuracy_table_figure(ours: dict, paper: dict, title: str = "Selective copyi
                          marker_color=PALETTE[0], text=[f"{ours[k]:.1f}" if k in ours else "" for k in labels]))
     fig.update_yaxes(title_text="accuracy (%)", range=[0, 105])
     return base_layout(fig, title, barmode="group")
+
+
+def training_curves_figure(curves: dict, title: str = "Training loss") -> go.Figure:
+    """Loss against step, one line per model: ``curves[label] = [(step, loss), ...]`` (``TrainResult.losses``)."""
+    fig = go.Figure()
+    for i, (name, pts) in enumerate(curves.items()):
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines", name=name,
+                                 line=dict(color=PALETTE[i % len(PALETTE)])))
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="cross-entropy on the answer positions", type="log")
+    return base_layout(fig, title)

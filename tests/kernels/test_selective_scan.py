@@ -43,6 +43,11 @@ def test_gradients_flow_through_the_chunked_twin():
     assert torch.autograd.gradcheck(lambda *t: selective_scan_triton(*t, True)[0], ins, eps=1e-6, atol=1e-6)
 
 
-def test_gpu_check_is_defined_for_the_runner():
-    from postlib.kernels import selective_scan as mod
-    assert callable(mod.gpu_check)
+def test_gpu_check_smoke_on_cpu():
+    """The runner's --smoke path: tiny sizes through the interpreter; correctness rows must pass."""
+    from postlib.kernels.selective_scan import gpu_check
+    rows = gpu_check("cpu", quick=True)
+    correctness = [r for r in rows if r["check"].startswith("forward")]
+    speed = [r for r in rows if r["check"].startswith("speed")]
+    assert len(correctness) == 2 and all(r["ok"] and r["rel_rms"] < 1e-5 for r in correctness)
+    assert speed and all(r["copy_GBps"] > 0 and r["effective_GBps"] > 0 for r in speed)
