@@ -179,7 +179,9 @@ class Dashboard:
             self.content.objects = [pn.pane.Alert(f"No dashboard pages were found in `{PAGES_PACKAGE}`.",
                                                   alert_type="warning")]
             return
-        self.content.objects = [self.view(slug)]
+        # The wrapper's class names the page, so a browser test can wait for this page's own DOM.
+        self.content.objects = [pn.Column(self.view(slug), sizing_mode="stretch_width",
+                                          css_classes=["dashboard-page", f"page-{slug}"])]
 
     def _on_nav(self, event) -> None:
         self.show(event.new)

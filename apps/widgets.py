@@ -9,6 +9,12 @@ page must do the same way:
   returning a new pane per change logs a ``_guiEditing`` page error);
 * never crash on a widget value (:class:`ErrorAlert`, whose ``guard`` wraps a
   callback so an exception becomes a red alert on the page and a log line).
+
+Offline trap (Panel 1.9.4): the dashboard builds a page when the user first
+opens it, i.e. after the first render, and ``pn.layout.Divider`` created then
+fetches its CSS from cdn.holoviz.org (its model skips Panel's stylesheet
+patching). Use ``pn.pane.Markdown("---")`` for a rule; the browser test
+(``tests/apps/test_dashboard_browser.py``) fails on any request off localhost.
 """
 from __future__ import annotations
 

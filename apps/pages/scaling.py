@@ -369,8 +369,10 @@ class ScalingPage(pn.viewable.Viewer):
             "measured on this server with `postlib.bench.measure_mixers` and drawn on log-log axes, with the "
             "fitted exponent in the legend (≈1 linear, ≈2 quadratic). Points are cached, so revisiting a "
             "setting is instant.", sizing_mode="stretch_width")
-        return pn.Column(intro, pn.Row(controls, live, sizing_mode="stretch_width"), pn.layout.Divider(),
-                         recorded, sizing_mode="stretch_width")
+        # A Markdown rule, not pn.layout.Divider: a Divider added after the first render (as the
+        # dashboard does when it switches pages) loads its CSS from cdn.holoviz.org (Panel 1.9.4).
+        return pn.Column(intro, pn.Row(controls, live, sizing_mode="stretch_width"),
+                         pn.pane.Markdown("---", sizing_mode="stretch_width"), recorded, sizing_mode="stretch_width")
 
 
 PAGE = {"title": "Scaling", "order": 90, "viewer": ScalingPage}

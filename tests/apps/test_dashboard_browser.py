@@ -1,0 +1,170 @@
+"""The served dashboard in headless Chromium: offline, error-free, every page drawn and reactive.
+
+For every page that ``apps.dashboard.discover_pages`` finds: open the
+dashboard, wait for its websocket, click the page in the sidebar, wait for a
+plotly figure with drawn traces, move the page's first slider with the
+keyboard (Panel sliders are noUiSlider handles) and check that a figure
+changed. Every request is routed through a handler that records and aborts
+anything not addressed to localhost, and the test fails on any such request,
+any console error, any page error, or a traceback in the server's log.
+"""
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import urlparse
+
+import pytest
+
+from apps.dashboard import TITLE, discover_pages
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+PAGES = discover_pages()
+WEBSOCKET_OPEN = "Websocket connection 0 is now open"  # Bokeh's client logs this when the session starts
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("dashboard")]
+
+# Every plotly figure on the page as JSON (plotly's graph div keeps its traces in ``.data``);
+# typed arrays are turned into plain lists so that two snapshots compare by value.
+SNAPSHOT_JS = """els => els.map(el => JSON.stringify((el.data || []).map(t => {
+    const out = {};
+    for (const k of ['type', 'name', 'x', 'y', 'z', 'visible']) {
+        const v = t[k];
+        out[k] = (v && v.length !== undefined && typeof v !== 'string') ? Array.from(v, r =>
+            (r && r.length !== undefined && typeof r !== 'string') ? Array.from(r) : r) : v;
+    }
+    return out;
+})))"""
+
+
+def _wait(page, predicate, timeout_s: float, what: str, interval_ms: int = 200):
+    """Poll ``predicate`` until truthy. Sleeps with ``page.wait_for_timeout``: Playwright's sync API
+    delivers events (console, requests) only while one of its calls runs, never during ``time.sleep``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        page.wait_for_timeout(interval_ms)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+class Session:
+    """One browser tab on the dashboard, with every request, console error and page error recorded."""
+
+    def __init__(self, browser, server):
+        self.server = server
+        self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        self.requests: list[str] = []
+        self.outside: list[str] = []
+        self.console: list[str] = []
+        self.console_errors: list[str] = []
+        self.page_errors: list[str] = []
+        self.websockets: list[str] = []
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", lambda err: self.page_errors.append(str(err)))
+        self.page.on("websocket", lambda ws: self.websockets.append(ws.url))
+        self.log_start = len(server.lines)
+        self.scope = self.page.locator("body")
+
+    def go_to(self, spec) -> None:
+        """Click the page in the sidebar and scope later lookups to that page's own content."""
+        self.page.get_by_role("button", name=spec.title, exact=True).first.click(timeout=30_000)
+        self.scope = self.page.locator(f".page-{spec.slug}")
+        self.scope.wait_for(state="attached", timeout=30_000)
+
+    def _route(self, route):
+        url = route.request.url
+        self.requests.append(url)
+        if urlparse(url).hostname in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            self.outside.append(url)
+            route.abort()
+
+    def _on_console(self, msg):
+        self.console.append(msg.text)
+        if msg.type == "error":
+            self.console_errors.append(f"{msg.text} @ {msg.location}")
+
+    def open(self, url: str) -> None:
+        self.page.goto(url, wait_until="domcontentloaded")
+        _wait(self.page, lambda: any(WEBSOCKET_OPEN in line for line in self.console), 60,
+              "the Bokeh websocket to open")
+        self.page.wait_for_function("document.readyState === 'complete'")
+
+    def snapshot(self) -> list[str]:
+        plots = self.scope.locator(".js-plotly-plot")
+        if plots.count() == 0:
+            return []
+        return plots.evaluate_all(SNAPSHOT_JS)
+
+    def wait_for_stable_figure(self, timeout_s: float = 60) -> list[str]:
+        """A snapshot with at least one drawn trace that did not change for a second."""
+        deadline = time.monotonic() + timeout_s
+        last, since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            snap = self.snapshot()
+            drawn = any(json.loads(s) for s in snap) and self.scope.locator(".js-plotly-plot .trace").count() > 0
+            if snap != last:
+                last, since = snap, time.monotonic()
+            elif drawn and time.monotonic() - since >= 1.0:
+                return snap
+            self.page.wait_for_timeout(200)
+        raise AssertionError(f"no stable plotly figure with drawn traces within {timeout_s} s; last: {last!r:.300}")
+
+    def server_log(self) -> str:
+        return "".join(self.server.lines[self.log_start:])
+
+    def assert_clean(self) -> None:
+        assert not self.outside, f"requests left localhost: {self.outside}"
+        assert self.websockets and all(urlparse(u).hostname in LOCAL_HOSTS for u in self.websockets), self.websockets
+        assert not self.page_errors, f"page errors: {self.page_errors}"
+        assert not self.console_errors, f"console errors: {self.console_errors}"
+        log = self.server_log()
+        assert "Traceback" not in log and "ERROR" not in log, f"the server logged an error:\n{log}"
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def session(browser, dashboard_server):
+    s = Session(browser, dashboard_server)
+    yield s
+    s.close()
+
+
+def test_dashboard_loads_offline_with_every_page_in_the_sidebar(session, dashboard_server):
+    session.open(dashboard_server.url)
+    assert session.page.title() == TITLE
+    assert PAGES, "no dashboard page was discovered"
+    for spec in PAGES:
+        button = session.page.get_by_role("button", name=spec.title, exact=True).first
+        button.wait_for(state="visible", timeout=30_000)  # raises when the sidebar lacks the page
+    assert any(urlparse(u).hostname in LOCAL_HOSTS for u in session.requests)
+    session.assert_clean()
+
+
+@pytest.mark.parametrize("spec", PAGES, ids=[p.slug for p in PAGES])
+def test_page_draws_a_figure_that_its_first_slider_changes(session, dashboard_server, spec):
+    session.open(dashboard_server.url)
+    session.go_to(spec)
+    assert session.scope.locator(".page-error").count() == 0, f"page {spec.slug} shows an error card"
+    before = session.wait_for_stable_figure()
+
+    handle = session.scope.locator(".noUi-handle").first
+    handle.wait_for(state="visible", timeout=30_000)
+    value_before = handle.get_attribute("aria-valuenow")
+    handle.focus()
+    session.page.keyboard.press("ArrowRight")
+    if handle.get_attribute("aria-valuenow") == value_before:  # the slider was at its maximum
+        session.page.keyboard.press("ArrowLeft")
+        session.page.keyboard.press("ArrowLeft")
+    assert handle.get_attribute("aria-valuenow") != value_before, "the first slider did not move"
+
+    _wait(session.page, lambda: session.snapshot() != before, 30, f"the figure of page {spec.slug} to change after the slider moved")
+    session.wait_for_stable_figure()
+    session.assert_clean()
