@@ -56,3 +56,11 @@ def state_trajectories(u, N: int = 8, dt: float = 0.1, selectivity: float = 8.0)
         out["y_" + name] = xs.mean(1)
     out["delta"] = delta_sel
     return out
+
+
+def relative_change_on_quiet_steps(states, u, threshold: float = 0.3) -> float:
+    """Mean of |x_t − x_{t−1}|₁ / |x_{t−1}|₁ over steps whose input is small: how much a quiet step rewrites the state."""
+    states, u = np.asarray(states), np.asarray(u)
+    quiet = np.abs(u[1:]) < threshold
+    rel = np.abs(np.diff(states, axis=0)).sum(1) / (np.abs(states[:-1]).sum(1) + 1e-12)
+    return float(rel[quiet].mean())

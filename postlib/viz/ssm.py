@@ -108,7 +108,7 @@ def scan_tree(step: int = 0, L: int = 8) -> go.Figure:
     pos = lambda lvl, k: (k + 1) * 2 ** lvl - 1       # a node sits above the last element it summarises
     up_x, up_y, down_x, down_y = [], [], [], []
     nx, ny, ncol, ntext = [], [], [], []
-    finished_level = K + 1 - (step - K) if step > K else K + 1  # levels >= this are final
+    finished_level = 2 * K - step if step > K else K + 1       # down-sweep step K+d finishes level K−d
     for lvl in range(K + 1):
         for k in range(L >> lvl):
             nx.append(pos(lvl, k))
