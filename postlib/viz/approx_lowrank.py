@@ -158,3 +158,47 @@ def reversible_memory_figure(depths=(1, 2, 4, 8, 16), width: int = 64, length: i
     fig.update_xaxes(title="layers")
     fig.update_yaxes(title="MiB saved for backward", rangemode="tozero")
     return fig
+
+
+@torch.no_grad()
+def trained_attention_maps(model, tokens: torch.Tensor) -> torch.Tensor:
+    """Softmax attention maps of every layer and head of a trained ``SequenceModel`` on ``tokens``:
+    (layers · batch · heads, L, L). Recomputed from each softmax mixer's own projections of its input."""
+    maps = []
+
+    def hook(mixer, inputs, _out):
+        q, k, _ = mixer.split_heads(inputs[0])
+        maps.append(attention_weights(q, k, causal=mixer.causal).flatten(0, 1))
+
+    handles = [b.mixer.register_forward_hook(hook) for b in model.blocks]
+    try:
+        model.eval()
+        model(tokens)
+    finally:
+        for h in handles:
+            h.remove()
+    return torch.cat(maps).double()
+
+
+def recall_model_maps(n_pairs: int = 6, steps: int = 300, d_model: int = 64, n_heads: int = 2, seed: int = 0):
+    """Train a small 2-layer softmax ``SequenceModel`` on associative recall (the same recipe as
+    ``postlib.train``: AdamW, clipped gradients) and return its attention maps on held-out sequences,
+    plus the final training loss — "real" attention matrices for the spectrum figure."""
+    from ..models import SequenceModel
+    from ..tasks import associative_recall
+    from ..train import seed_everything, sequence_loss
+    seed_everything(seed)
+    x, y, vocab = associative_recall(4000, n_pairs=n_pairs, n_keys=4 * n_pairs, n_values=4 * n_pairs, seed=seed)
+    model = SequenceModel("softmax", vocab, d_model=d_model, n_layers=2, max_length=x.shape[1],
+                          mixer_config={"n_heads": n_heads})
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (64,), generator=g)
+        loss = sequence_loss(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    x_test, _, _ = associative_recall(4, n_pairs=n_pairs, n_keys=4 * n_pairs, n_values=4 * n_pairs, seed=seed + 1)
+    return trained_attention_maps(model, x_test), float(loss.detach())
