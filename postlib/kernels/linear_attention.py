@@ -111,67 +111,68 @@ def triton_causal_linear_attention(pq, pk, v, eps: float = 1e-6) -> torch.Tensor
 
 
 # --------------------------------------------------------------------------- make gpu-check
-def _timer(device):
-    try:
-        from ..bench import time_fn
-        return lambda fn: time_fn(fn, repeats=10, warmup=3, device=device)
-    except ImportError:  # the bench package is optional here
-        import time
-
-        def run(fn):
-            for _ in range(3):
-                fn()
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            for _ in range(10):
-                fn()
-            torch.cuda.synchronize()
-            return (time.perf_counter() - t0) / 10 * 1e3
-        return run
-
-
 def gpu_check(device: str = "cuda", quick: bool = False) -> list[dict]:
-    """Correctness of the kernel against the torch prefix-sum form (rel RMS, fp32 and bf16), then
-    timing at head_dim 64, bf16: Triton vs fla-core's ``chunk_linear_attn`` (if importable) at T=8192
-    and vs SDPA causal (softmax, the thing it replaces) at T = 1024 … 8192."""
+    """Correctness of the kernel against the torch prefix-sum form in fp64 (rel RMS; fp32 <= 1e-5,
+    bf16 <= 1e-2), then timing at head_dim 64, bf16: Triton vs fla-core's ``chunk_linear_attn`` (if
+    importable) at T = 8192 and vs SDPA causal (the softmax it replaces) at T = 1024 … 8192.
+
+    On ``device="cpu"`` (``--smoke``: Triton interpreter) the same code runs at tiny sizes in fp32,
+    without fla; its timings mean nothing.
+    """
     import torch.nn.functional as F
 
     from ..attention.linear import apply_feature_map, causal_prefix_sum
+    from ..bench import time_fn
     from ..testing import rel_rms
+    smoke = not str(device).startswith("cuda")
     rows = []
-    g = torch.Generator(device=device).manual_seed(0)
-    # correctness
-    for dtype, tol in ((torch.float32, 1e-5), (torch.bfloat16, 1e-2)):
-        for L in (63, 500, 1000):
-            q, k, v = (torch.randn(2, 3, L, 64, device=device, generator=g) for _ in range(3))
+    g = torch.Generator(device="cpu").manual_seed(0)
+
+    def randn(*shape, dtype=torch.float32):
+        return torch.randn(*shape, generator=g).to(device=device, dtype=dtype)
+
+    checks = ((torch.float32, 1e-5),) if smoke else ((torch.float32, 1e-5), (torch.bfloat16, 1e-2))
+    for dtype, tol in checks:
+        for L in ((7, 33) if smoke else (63, 500, 1000)):
+            D = 16 if smoke else 64
+            q, k, v = (randn(2, 3, L, D) for _ in range(3))
             pq, pk = apply_feature_map(q), apply_feature_map(k)
             ref = causal_prefix_sum(pq.double(), pk.double(), v.double())
             out = triton_causal_linear_attention(pq.to(dtype), pk.to(dtype), v.to(dtype))
             err = rel_rms(ref, out)
             rows.append(dict(kernel="linear_attention", check="forward vs torch prefix-sum (fp64)", length=L,
                              dtype=str(dtype), rel_rms=err, ok=err <= tol))
-    # timing
-    time_ms = _timer(device)
-    B, H, D = (1, 8, 64) if quick else (4, 16, 64)
-    lengths = (1024, 4096, 8192) if quick else (1024, 2048, 4096, 8192)
-    try:
-        from fla.ops.linear_attn import chunk_linear_attn
-    except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
-        chunk_linear_attn, fla_reason = None, f"fla not available ({type(exc).__name__})"
+    B, H, D = (1, 2, 16) if smoke else ((1, 8, 64) if quick else (4, 16, 64))
+    lengths = (64, 128) if smoke else ((1024, 4096, 8192) if quick else (1024, 2048, 4096, 8192))
+    dtype = torch.float32 if smoke else torch.bfloat16
+    fla_len = lengths[-1]
+    fla, fla_note = None, "skipped in smoke run" if smoke else ""
+    if not smoke:
+        try:
+            from fla.ops.linear_attn import chunk_linear_attn as fla
+        except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
+            fla_note = f"fla not available ({type(exc).__name__}: {exc})"
+    repeats, warmup = (1, 1) if smoke else (20, 5)
     for L in lengths:
-        q, k, v = (torch.randn(B, H, L, D, device=device, dtype=torch.bfloat16, generator=g) for _ in range(3))
+        q, k, v = (randn(B, H, L, D, dtype=dtype) for _ in range(3))
         pq, pk = apply_feature_map(q), apply_feature_map(k)
         with torch.no_grad():
-            t_tri = time_ms(lambda: triton_causal_linear_attention(pq, pk, v))
-            t_sdpa = time_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True))
-            row = dict(kernel="linear_attention", check="timing bf16 causal", length=L, batch=B, heads=H, head_dim=D,
-                       triton_ms=t_tri, sdpa_causal_ms=t_sdpa, speedup_vs_sdpa=t_sdpa / t_tri)
-            if L == 8192:
-                if chunk_linear_attn is not None:
+            t_tri = time_fn(lambda: triton_causal_linear_attention(pq, pk, v), repeats=repeats, warmup=warmup,
+                            device=device)
+            t_sdpa = time_fn(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), repeats=repeats,
+                             warmup=warmup, device=device)
+            row = dict(kernel="linear_attention", check=f"timing causal {dtype}", length=L, batch=B, heads=H,
+                       head_dim=D, triton_ms=t_tri, sdpa_causal_ms=t_sdpa, speedup_vs_sdpa=t_sdpa / t_tri)
+            if L >= 4096:  # the issue's target: beat SDPA causal from T = 4096 (a target, not a failed check)
+                row["target_beats_sdpa"] = t_sdpa > t_tri
+            if L == fla_len:
+                if fla is not None:
                     qf, kf, vf = (t.transpose(1, 2).contiguous() for t in (pq, pk, v))   # fla wants [B, T, H, K]
-                    t_fla = time_ms(lambda: chunk_linear_attn(qf, kf, vf, scale=1.0, normalize=True))
-                    row.update(fla_chunk_ms=t_fla, throughput_vs_fla=t_fla / t_tri, ok=t_fla / t_tri >= 0.5)
+                    t_fla = time_fn(lambda: fla(qf, kf, vf, scale=1.0, normalize=True), repeats=repeats,
+                                    warmup=warmup, device=device)
+                    row.update(fla_chunk_ms=t_fla, throughput_vs_fla=t_fla / t_tri,
+                               target_half_of_fla=t_fla / t_tri >= 0.5)
                 else:
-                    row.update(fla_chunk_ms=None, note=fla_reason)
+                    row.update(fla_chunk_ms=None, note=fla_note)
         rows.append(row)
     return rows
