@@ -8,6 +8,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import torch
@@ -48,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument("--config", type=json.loads, default=None,
+                   help='mixer constructor kwargs as JSON, for all mixers or per name, e.g. '
+                        '\'{"linformer": {"max_length": 4096}}\'')
     p.add_argument("--max-mib", type=float, default=None,
                    help="skip configurations whose estimated working set exceeds this many MiB")
     p.add_argument("--memory-wall", action="store_true",
@@ -83,7 +87,7 @@ def main(argv=None) -> int:
         names = args.mixers or list_mixers()
         rows = measure_mixers(names, args.lengths, d_model=args.d_model, batch=args.batch, modes=args.modes,
                               device=args.device, dtype=dtype, repeats=args.repeats, warmup=args.warmup,
-                              memory=not args.no_memory, progress=not args.quiet,
+                              memory=not args.no_memory, progress=not args.quiet, mixer_config=args.config,
                               max_bytes=None if args.max_mib is None else int(args.max_mib * 2**20))
         fits = fit_rows(rows)
         title = args.title or f"Mixers, d_model={args.d_model}, batch={args.batch}"

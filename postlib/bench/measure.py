@@ -6,8 +6,10 @@ saved, reloaded and plotted by the same code (``postlib.viz.scaling``).
 
 A configuration that would not fit is *skipped*, not crashed on: with
 ``max_bytes`` set, a mixer whose estimated working set (``estimate_bytes``)
-exceeds the budget gets ``status = "skipped: ..."`` and no timing, and an
-out-of-memory error during a run is recorded the same way.
+exceeds the budget gets ``status = "skipped: ..."`` and no timing; an
+out-of-memory error during a run, and a ``ValueError`` by which a mixer
+refuses an input (say, a length beyond its ``max_length``), are recorded the
+same way. Any other exception is a bug and propagates.
 """
 from __future__ import annotations
 
@@ -162,6 +164,8 @@ def _measure_one(module, family, name, length, batch, d_model, mode, device, kin
     try:
         ms = time_fn(thunk, repeats=repeats, warmup=warmup, device=device)
         peak = peak_memory(thunk, device=device) if memory else None
+    except ValueError as err:  # the mixer refuses this input (e.g. longer than its max_length)
+        return _row(name, length, batch, d_model, mode, device, dtype, status=f"skipped: {err}")
     except Exception as err:  # noqa: BLE001 - only out-of-memory is turned into a row
         if not _is_oom(err):
             raise

@@ -31,6 +31,7 @@ sm80+), warps and pipeline stages are modest, and no Hopper-only feature
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -160,7 +161,9 @@ def flash_attention_triton(q, k, v, causal: bool = False, block_size: int = 64, 
     Returns: (batch, heads, L_q, head_dim_v) in q's dtype (accumulated in fp32).
 
     Twin: ``flash_attention_torch``; equality: ``tests/kernels/test_flash_triton.py``.
-    Forward only: it does not record an autograd graph.
+    Differentiable: the backward (``flash_attention_backward_torch``) is tiled
+    PyTorch that recomputes probabilities from the saved log-sum-exp, so it too
+    never holds an L_q × L_k matrix; only the forward is a fused kernel.
     """
     check_qkv(q, k, v)
     if q.dtype == torch.float64:
@@ -171,25 +174,36 @@ def flash_attention_triton(q, k, v, causal: bool = False, block_size: int = 64, 
     if block_size < 16 or block_size > 256 or block_size & (block_size - 1):
         raise ValueError(f"block_size must be a power of two between 16 and 256 for the Triton kernel, "
                          f"got {block_size} (backend='torch' accepts any block_size)")
-    B, H, Lq, D = q.shape
-    Lk, DV = k.shape[2], v.shape[-1]
+    Lq, D, Lk, DV = q.shape[2], q.shape[3], k.shape[2], v.shape[-1]
     if causal and Lk < Lq:
         raise ValueError(f"causal attention needs L_k >= L_q, got q {tuple(q.shape)}, k {tuple(k.shape)}")
     if max(D, DV) > MAX_HEAD_DIM:
         raise ValueError(f"head_dim must be at most {MAX_HEAD_DIM} for the Triton kernel, got q {tuple(q.shape)}, "
                          f"v {tuple(v.shape)}")
-    if q.requires_grad or k.requires_grad or v.requires_grad:
-        raise RuntimeError("flash_attention_triton is forward-only (no backward kernel); for gradients "
-                           "use flash_attention(..., backend='torch') or softmax_attention")
+    if query_block is not None:
+        check_positive_int(query_block, "query_block")
+        if query_block < 16 or query_block > 256 or query_block & (query_block - 1):
+            raise ValueError(f"query_block must be a power of two between 16 and 256, got {query_block}")
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+    launch = functools.partial(_launch, causal=bool(causal), block_size=block_size, scale=scale,
+                               query_block=query_block)
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        out, lse = FlashAttentionFunction.apply(q, k, v, bool(causal), scale, block_size, launch)
+    else:
+        out, lse = launch(q, k, v)
+    return (out, lse) if return_lse else out
+
+
+def _launch(q, k, v, *, causal, block_size, scale, query_block):
+    """Run the kernel on validated inputs; returns (out, lse)."""
+    B, H, Lq, D = q.shape
+    Lk, DV = k.shape[2], v.shape[-1]
     d_pad = max(16, triton.next_power_of_2(D))
     dv_pad = max(16, triton.next_power_of_2(DV))
     if query_block is None:
         block_m = 64 if q.is_cuda else min(64, max(16, triton.next_power_of_2(Lq)))
     else:
-        block_m = check_positive_int(query_block, "query_block")
-        if block_m < 16 or block_m > 256 or block_m & (block_m - 1):
-            raise ValueError(f"query_block must be a power of two between 16 and 256, got {block_m}")
+        block_m = query_block
     num_warps, num_stages = _launch_config(q.device, max(d_pad, dv_pad))
     out = torch.empty((B, H, Lq, DV), device=q.device, dtype=q.dtype)
     lse = torch.empty((B, H, Lq), device=q.device, dtype=torch.float32)
@@ -204,7 +218,67 @@ def flash_attention_triton(q, k, v, causal: bool = False, block_size: int = 64, 
     except triton.runtime.errors.OutOfResources as err:
         raise RuntimeError(f"the flash kernel does not fit this GPU with head_dim {max(D, DV)} and "
                            f"block_size {block_size}; try block_size={max(16, block_size // 2)}") from err
-    return (out, lse) if return_lse else out
+    return out, lse
+
+
+def flash_attention_backward_torch(q, k, v, out, lse, grad_out, causal: bool, scale: float, block_size: int = 64):
+    """Gradients of attention from the saved (out, lse), one key tile at a time (Dao 2023, Alg. 2).
+
+    With P = exp(S − lse) recomputed per tile instead of stored, and
+    Δ_i = Σ_d dO_id · O_id (= Σ_j P_ij dP_ij)::
+
+        dV_tile = Pᵀ dO,   dP = dO V_tileᵀ,   dS = P ∘ (dP − Δ),
+        dQ += dS K_tile · scale,   dK_tile = dSᵀ Q · scale
+
+    Memory O(L_q · block_size), never O(L_q · L_k). Computed in fp32 (fp64 for
+    fp64 inputs). Tested against autograd through ``softmax_attention``
+    (``tests/kernels/test_flash_triton.py``, including ``gradcheck`` in fp64).
+    """
+    work = torch.float64 if q.dtype == torch.float64 else torch.float32
+    qw, dO = q.to(work), grad_out.to(work)
+    Lq, Lk = q.shape[2], k.shape[2]
+    delta = (dO * out.to(work)).sum(-1, keepdim=True)
+    lse = lse.to(work)[..., None]
+    dq = torch.zeros_like(qw)
+    dk = torch.empty(k.shape, dtype=work, device=k.device)
+    dv = torch.empty(v.shape, dtype=work, device=v.device)
+    rows = torch.arange(Lq, device=q.device)[:, None] + (Lk - Lq)
+    for start in range(0, Lk, block_size):
+        end = min(start + block_size, Lk)
+        kt, vt = k[:, :, start:end].to(work), v[:, :, start:end].to(work)
+        # (Queries are aligned to the end of the keys, so the last query sees every
+        # tile: no tile can be skipped for the whole block of queries here.)
+        p = torch.exp(qw @ kt.transpose(-1, -2) * scale - lse)
+        if causal:
+            p = p.masked_fill(torch.arange(start, end, device=q.device)[None, :] > rows, 0.0)
+        dv[:, :, start:end] = p.transpose(-1, -2) @ dO
+        ds = p * (dO @ vt.transpose(-1, -2) - delta)
+        dq += ds @ kt * scale
+        dk[:, :, start:end] = ds.transpose(-1, -2) @ qw * scale
+    return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
+
+
+class FlashAttentionFunction(torch.autograd.Function):
+    """Autograd for the fused forward: saves only (q, k, v, out, lse), recomputes P in the backward.
+
+    ``forward_fn(q, k, v) -> (out, lse)`` is the Triton launch in normal use; the
+    tests pass ``flash_attention_torch`` instead so that ``gradcheck`` can run in fp64.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, causal, scale, block_size, forward_fn):
+        out, lse = forward_fn(q, k, v)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.causal, ctx.scale, ctx.block_size = causal, scale, block_size
+        ctx.mark_non_differentiable(lse)
+        return out, lse
+
+    @staticmethod
+    def backward(ctx, grad_out, _grad_lse):
+        q, k, v, out, lse = ctx.saved_tensors
+        dq, dk, dv = flash_attention_backward_torch(q, k, v, out, lse, grad_out, ctx.causal, ctx.scale,
+                                                    ctx.block_size)
+        return dq, dk, dv, None, None, None, None
 
 
 # --------------------------------------------------------------------------- make gpu-check

@@ -53,6 +53,19 @@ def test_estimate_bytes_is_quadratic_for_attention_only():
     assert estimate_bytes(mixer, 1, 1000, torch.float32, family="ssm") == 16 * 1000 * 4 * 4
 
 
+def test_a_mixer_refusing_a_length_becomes_a_skipped_row(monkeypatch):
+    from postlib.attention.mixers import SoftmaxAttentionMixer
+
+    def refuse_long(self, x):
+        if x.shape[1] > 8:
+            raise ValueError("x has length > max_length 8")
+        return x
+    monkeypatch.setattr(SoftmaxAttentionMixer, "_forward", refuse_long)
+    short, long = measure_mixers(["softmax"], [4, 16], d_model=8, modes=["forward"], repeats=1, warmup=0)
+    assert short["status"] == "ok"
+    assert long["status"] == "skipped: x has length > max_length 8" and long["time_ms"] is None
+
+
 def test_measure_mixers_per_mixer_config_and_errors():
     rows = measure_mixers(["softmax"], [5], d_model=8, modes=["forward"], repeats=1, warmup=0, memory=False,
                           mixer_config={"softmax": {"n_heads": 8}})

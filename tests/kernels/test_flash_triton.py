@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from postlib.attention import causal_mask, flash_attention, softmax_attention
-from postlib.kernels.flash_fwd import flash_attention_triton
+from postlib.attention.flash import flash_attention_torch
+from postlib.kernels.flash_fwd import (FlashAttentionFunction, flash_attention_backward_torch,
+                                       flash_attention_triton)
 from postlib.testing import assert_rel_rms
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -123,5 +125,32 @@ def test_errors_name_the_argument():
         flash_attention_triton(*qkv(9, 4), causal=True)
     with pytest.raises(ValueError, match="k must have head_dim"):
         flash_attention_triton(q, k[..., :8], v)
-    with pytest.raises(RuntimeError, match="forward-only"):
-        flash_attention_triton(q.requires_grad_(), k, v)
+
+
+@pytest.mark.parametrize("lq,lk,causal", [(7, 7, True), (5, 37, True), (37, 100, False)])
+def test_gradients_equal_reference(lq, lk, causal):
+    q, k, v = (t.requires_grad_() for t in qkv(lq, lk, 24))
+    grad_out = torch.randn(2, 3, lq, 24, device=DEVICE)
+    ref = torch.autograd.grad(softmax_attention(q, k, v, causal=causal), (q, k, v), grad_out)
+    got = torch.autograd.grad(flash_attention_triton(q, k, v, causal=causal, block_size=16), (q, k, v), grad_out)
+    for name, r, g in zip("qkv", ref, got):
+        assert_rel_rms(r, g, 1e-5, what=f"d{name}")
+
+
+def test_tiled_backward_fp64_equals_autograd_of_reference():
+    q, k, v = (t.double().cpu().requires_grad_() for t in qkv(13, 29, 8, dv=5))
+    grad_out = torch.randn(2, 3, 13, 5, dtype=torch.float64)
+    ref = torch.autograd.grad(softmax_attention(q, k, v, causal=True), (q, k, v), grad_out)
+    out, lse = flash_attention_torch(q, k, v, causal=True, block_size=4, return_stats=True)
+    got = flash_attention_backward_torch(q, k, v, out, lse, grad_out, True, 8 ** -0.5, block_size=6)
+    for name, r, g in zip("qkv", ref, got):
+        assert_rel_rms(r, g, 1e-12, what=f"d{name}")
+
+
+def test_gradcheck_autograd_function_fp64():
+    # The Triton forward has no fp64 path, so gradcheck swaps in its torch twin as the forward;
+    # the backward under test is the same code the Triton path uses.
+    q, k, v = (t[:1, :2].double().cpu().requires_grad_() for t in qkv(5, 9, 3))
+    twin = lambda a, b, c: flash_attention_torch(a, b, c, causal=True, block_size=2, return_stats=True)  # noqa: E731
+    fn = lambda a, b, c: FlashAttentionFunction.apply(a, b, c, True, 3 ** -0.5, 2, twin)[0]  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (q, k, v))
