@@ -42,14 +42,14 @@ PROFILES: dict[str, dict[str, dict]] = {
                     hippo_N=[4, 8, 16, 32, 64], memory_N=16, memory_steps=3000,
                     kernel_L=256, cauchy_lengths=[64, 256, 1024], cauchy_N=64,
                     state_L=200, state_frames=40, scan_lengths=[256, 1024, 4096], scan_dims=[16, 64, 256],
-                    copy_length=32, copy_memorize=4, copy_colors=4, copy_train=2000, copy_test=256,
-                    copy_steps=300, copy_d_model=32, copy_layers=2, copy_batch=32),
+                    copy_length=16, copy_memorize=4, copy_colors=4, copy_train=2000, copy_test=256,
+                    copy_steps=300, copy_d_model=32, copy_layers=2, copy_batch=32, copy_lr=1e-2, copy_d_state=8),
         "gpu": dict(eig_dts=[0.01, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0], hippo_L=400, hippo_steps=list(range(20, 401, 20)),
                     hippo_N=[4, 8, 16, 32, 64], memory_N=16, memory_steps=3000,
                     kernel_L=256, cauchy_lengths=[256, 1024, 4096], cauchy_N=64,
                     state_L=200, state_frames=40, scan_lengths=[1024, 4096, 16384], scan_dims=[16, 64, 256, 1024],
                     copy_length=256, copy_memorize=16, copy_colors=16, copy_train=20000, copy_test=1024,
-                    copy_steps=2000, copy_d_model=64, copy_layers=2, copy_batch=64),
+                    copy_steps=2000, copy_d_model=64, copy_layers=2, copy_batch=64, copy_lr=3e-3, copy_d_state=16),
     },
     # Kernel attention (chapters/03_kernel): maps, Performer statistics, live timings, MQAR toy.
     "kernel": {
@@ -104,7 +104,7 @@ def register_renderer() -> str:
 
     class StaticHTMLRenderer(MimetypeRenderer):
         def to_mimebundle(self, fig_dict):
-            html = pio.to_html(fig_dict, full_html=False, include_plotlyjs=False, include_mathjax=False,
+            html = pio.to_html(fig_dict, full_html=False, include_plotlyjs=False, include_mathjax=False, auto_play=False,
                                config={"responsive": True, "displaylogo": False})
             return {"text/html": html}
 

@@ -10,7 +10,7 @@ output ``acc``. When a new tile brings scores ``s`` with max ``m_new``::
     acc' = acc·e^{m−m'} + e^{s−m'} V_tile
 
 and at the end ``O = acc / l``. This *online-softmax merge* is derived with
-sympy in chapter 1 (``postlib.derivations.online_softmax``) and tested there.
+sympy in chapter 1 (``postlib.attention.derive``) and tested there.
 
 ``flash_attention(..., backend="torch")`` is that loop in PyTorch;
 ``backend="triton"`` is the fused kernel in ``postlib.kernels.flash_fwd``.
