@@ -12,6 +12,7 @@ check_hippo_legs                ``fn(N) -> (A, B)``                      numpy f
 check_scan_step                 ``fn(x, u_t, delta_t, A, B_t, C_t) -> (x_new, y_t)``
 check_diagonal_kernel           ``fn(a, b, c, L) -> K``  with conv(K, u) ≡ the recurrence
 check_combine                   ``fn((a1, b1), (a2, b2)) -> (a, b)``     the scan's associative operator
+check_masked_accuracy           ``fn(logits, targets) -> float``        accuracy where targets != −100
 ==============================  ==============================================================
 """
 from __future__ import annotations
@@ -176,3 +177,27 @@ def _combine_cases(fn):
 
 def check_combine(fn) -> bool:
     return run_checker("the scan's associative combine", fn, _combine_cases)
+
+
+# --------------------------------------------------------------------------- 7. accuracy on the answer positions
+
+def _accuracy_cases(fn):
+    from ..train import masked_accuracy
+    g = torch.Generator().manual_seed(5)
+    for b, L, V in ((1, 1, 3), (4, 13, 6), (8, 29, 10)):
+        logits = torch.randn(b, L, V, generator=g, dtype=torch.float64)
+        targets = torch.randint(0, V, (b, L), generator=g)
+        targets[torch.rand(b, L, generator=g) < 0.6] = -100
+        targets[0, -1] = int(logits[0, -1].argmax())          # at least one scored (and correct) position
+        out = float(fn(logits, targets))
+        ref = masked_accuracy(logits, targets)
+        if abs(out - ref) > 1e-6:          # masked_accuracy averages in float32
+            everywhere = (logits.argmax(-1) == targets).double().mean().item()
+            if abs(out - everywhere) < 1e-6:
+                raise Mismatch("you average over every position: only positions whose target is not −100 are scored.")
+            raise Mismatch(f"accuracy differs for logits {tuple(logits.shape)}: compare argmax over the vocabulary with "
+                           "the target, on the scored positions only.")
+
+
+def check_masked_accuracy(fn) -> bool:
+    return run_checker("accuracy on the scored positions", fn, _accuracy_cases)

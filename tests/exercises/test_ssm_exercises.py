@@ -54,3 +54,12 @@ def test_combine(capsys):
     assert ex.check_combine(lambda e1, e2: (e2[0] * e1[0], e2[0] * e1[1] + e2[1]))
     assert not ex.check_combine(lambda e1, e2: (e1[0] * e2[0], e1[0] * e2[1] + e1[1]))
     assert "swapped" in capsys.readouterr().out
+
+
+def test_masked_accuracy(capsys):
+    def right(logits, targets):
+        m = targets != -100
+        return (logits.argmax(-1)[m] == targets[m]).double().mean().item()
+    assert ex.check_masked_accuracy(right)
+    assert not ex.check_masked_accuracy(lambda lg, t: (lg.argmax(-1) == t).double().mean().item())
+    assert "every position" in capsys.readouterr().out
