@@ -28,7 +28,7 @@ static: install
 
 # Executes every chapter (a failing cell fails the build) and writes _build/html.
 book: static
-	POSTLIB_BOOK_BUILD=1 $(BIN)/jupyter-book build . --warningiserror --keep-going
+	POSTLIB_BOOK_BUILD=1 $(BIN)/jupyter-book build . --all --warningiserror --keep-going
 
 dashboard: install
 	$(BIN)/python -m apps.serve --port $(PORT) --address $(HOST)

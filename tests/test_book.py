@@ -43,7 +43,7 @@ def built_book():
         install_static(ROOT / "_static")
         env = dict(os.environ, POSTLIB_BOOK_BUILD="1")
         jb = Path(sys.executable).parent / "jupyter-book"
-        proc = subprocess.run([str(jb), "build", ".", "--warningiserror", "--keep-going"], cwd=ROOT, env=env,
+        proc = subprocess.run([str(jb), "build", ".", "--all", "--warningiserror", "--keep-going"], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=1800)
         log = proc.stdout + proc.stderr
         assert proc.returncode == 0, f"book build failed:\n{log[-8000:]}"
