@@ -36,9 +36,10 @@ LOG2_MIN = 4
 LOG2_MAX = 16 if torch.cuda.is_available() else 14
 BATCH = 1
 DTYPE = torch.float32
-REPEATS, WARMUP = 3, 1
-# Shown on first load, and measured then if not cached: cheap on any CPU.
-DEFAULT_LOG2 = (6, 9)
+REPEATS, WARMUP = 5, 1
+# Shown on first load, and measured then if not cached: a few seconds on a laptop CPU, and long
+# enough that the work, not Python's per-call overhead, sets the slope.
+DEFAULT_LOG2 = (8, 11)
 DEFAULT_PARTNERS = ("linear", "s4d", "performer", "mamba")
 
 # Process-wide: points measured by any session, and the lock that keeps measurements one at a time.
@@ -132,6 +133,7 @@ class ScalingPage(pn.viewable.Viewer):
         self.progress = pn.indicators.Progress(value=0, max=1, visible=False, sizing_mode="stretch_width",
                                                bar_color="primary")
         self.skipped = pn.pane.Markdown("", sizing_mode="stretch_width", visible=False)
+        self.machine = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "0.85em"})
         self.figure = plotly_pane(css_classes=["scaling-live"])
         self.recorded_info = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.recorded_figure = plotly_pane(visible=False, css_classes=["scaling-recorded"])
@@ -150,8 +152,11 @@ class ScalingPage(pn.viewable.Viewer):
         # Guarded even here: a broken results file or figure must show an alert, not hide the page.
         self.alert.guard(self.refresh_recorded)()
         self.alert.guard(self.redraw)()
+        self.alert.guard(self.describe_machine)()
         if autorun and self.missing_points():
-            self.alert.guard(self.run)()
+            # After the browser has loaded the page (at once outside a server): measuring while the
+            # server renders the page would time the rendering too.
+            pn.state.onload(self.alert.guard(self.run))
 
     # ----- settings -> points -------------------------------------------------------------------
     def points(self) -> list[tuple[str, int]]:
@@ -274,6 +279,7 @@ class ScalingPage(pn.viewable.Viewer):
                 self.alert.show(f"**Drawing failed:** {type(exc).__name__}: {exc}")
             if final:
                 self.status.object = f"{final} {self.status.object}"
+            self.alert.guard(self.describe_machine)()
 
     @staticmethod
     def _measure_point(name: str, length: int, settings: dict) -> dict:
@@ -310,6 +316,16 @@ class ScalingPage(pn.viewable.Viewer):
             self.status.object = (f"{missing} of {len(self.points())} points not measured yet for these settings "
                                   "— press **Run**." if missing else
                                   f"Showing {len(rows)} measured points (cached).")
+
+    def describe_machine(self) -> None:
+        """Where the live numbers come from, with the load: on a shared machine, load is noise."""
+        prov = bench.provenance(self.device)
+        load = prov.get("load_avg_1m_5m_15m")
+        self.machine.object = (f"Live numbers from this server: {prov.get('device_name')}, torch {prov.get('torch')}"
+                               + (f", {prov['torch_threads']} threads" if prov.get("torch_threads") else "")
+                               + (f", load average {load[0]} (1 min)" if load else "")
+                               + f"; batch {BATCH}, {str(DTYPE).replace('torch.', '')}, median of {REPEATS} runs. "
+                               "Other work on the machine shows up as noise, most at short lengths.")
 
     # ----- recorded results -----------------------------------------------------------------------
     def refresh_recorded(self) -> None:
@@ -354,11 +370,10 @@ class ScalingPage(pn.viewable.Viewer):
             pn.widgets.Select.from_param(self.param.d_model, label="d_model"),
             pn.widgets.Select.from_param(self.param.device, label="Device"),
             pn.Row(self.run_button, self.stop_button),
-            pn.pane.Markdown(f"Budget per run: {format_bytes(memory_budget_bytes())} "
-                             f"(batch {BATCH}, {str(DTYPE).replace('torch.', '')}, median of {REPEATS})",
-                             styles={"font-size": "0.8em"}),
+            pn.pane.Markdown(f"Memory budget per run: {format_bytes(memory_budget_bytes())}; longer settings "
+                             "are refused before anything is allocated.", styles={"font-size": "0.8em"}),
             width=320)
-        live = pn.Column(self.alert.pane, self.status, self.progress, self.figure, self.skipped,
+        live = pn.Column(self.alert.pane, self.status, self.progress, self.figure, self.machine, self.skipped,
                          sizing_mode="stretch_width")
         recorded = pn.Column(
             "## Recorded results",

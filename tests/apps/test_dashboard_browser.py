@@ -6,7 +6,8 @@ plotly figure with drawn traces, move the page's first slider with the
 keyboard (Panel sliders are noUiSlider handles) and check that a figure
 changed. Every request is routed through a handler that records and aborts
 anything not addressed to localhost, and the test fails on any such request,
-any console error, any page error, or a traceback in the server's log.
+any console error, any page error, or a traceback in the server's log; the
+server's websocket must refuse any origin but its own.
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import pytest
 from apps.dashboard import TITLE, discover_pages
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-PAGES = discover_pages()
 WEBSOCKET_OPEN = "Websocket connection 0 is now open"  # Bokeh's client logs this when the session starts
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("dashboard")]
@@ -55,6 +55,9 @@ class Session:
     def __init__(self, browser, server):
         self.server = server
         self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        # Generous: the test suite shares two cores with the server, Chromium and other workers.
+        self.context.set_default_timeout(60_000)
+        self.context.set_default_navigation_timeout(90_000)
         self.requests: list[str] = []
         self.outside: list[str] = []
         self.console: list[str] = []
@@ -66,14 +69,21 @@ class Session:
         self.page.on("console", self._on_console)
         self.page.on("pageerror", lambda err: self.page_errors.append(str(err)))
         self.page.on("websocket", lambda ws: self.websockets.append(ws.url))
-        self.log_start = len(server.lines)
         self.scope = self.page.locator("body")
+        self.reset_records()
+
+    def reset_records(self) -> None:
+        """Start a new check in the same tab: what was recorded so far belongs to the previous one."""
+        self.outside.clear()
+        self.console_errors.clear()
+        self.page_errors.clear()
+        self.log_start = len(self.server.lines)
 
     def go_to(self, spec) -> None:
         """Click the page in the sidebar and scope later lookups to that page's own content."""
-        self.page.get_by_role("button", name=spec.title, exact=True).first.click(timeout=30_000)
+        self.page.get_by_role("button", name=spec.title, exact=True).first.click()
         self.scope = self.page.locator(f".page-{spec.slug}")
-        self.scope.wait_for(state="attached", timeout=30_000)
+        self.scope.wait_for(state="attached")
 
     def _route(self, route):
         url = route.request.url
@@ -130,33 +140,25 @@ class Session:
         self.context.close()
 
 
-@pytest.fixture
-def session(browser, dashboard_server):
-    s = Session(browser, dashboard_server)
-    yield s
-    s.close()
-
-
-def test_dashboard_loads_offline_with_every_page_in_the_sidebar(session, dashboard_server):
-    session.open(dashboard_server.url)
+def check_shell(session: Session, url: str, pages) -> None:
+    session.open(url)
     assert session.page.title() == TITLE
-    assert PAGES, "no dashboard page was discovered"
-    for spec in PAGES:
+    for spec in pages:
         button = session.page.get_by_role("button", name=spec.title, exact=True).first
-        button.wait_for(state="visible", timeout=30_000)  # raises when the sidebar lacks the page
+        button.wait_for(state="visible")  # raises when the sidebar lacks the page
     assert any(urlparse(u).hostname in LOCAL_HOSTS for u in session.requests)
     session.assert_clean()
 
 
-@pytest.mark.parametrize("spec", PAGES, ids=[p.slug for p in PAGES])
-def test_page_draws_a_figure_that_its_first_slider_changes(session, dashboard_server, spec):
-    session.open(dashboard_server.url)
+def check_page(session: Session, spec) -> None:
+    """Navigate to ``spec``'s page, see a drawn figure, move the first slider, see the figure change."""
+    session.reset_records()
     session.go_to(spec)
-    assert session.scope.locator(".page-error").count() == 0, f"page {spec.slug} shows an error card"
+    assert session.scope.locator(".page-error").count() == 0, "the page shows an error card"
     before = session.wait_for_stable_figure()
 
     handle = session.scope.locator(".noUi-handle").first
-    handle.wait_for(state="visible", timeout=30_000)
+    handle.wait_for(state="visible")
     value_before = handle.get_attribute("aria-valuenow")
     handle.focus()
     session.page.keyboard.press("ArrowRight")
@@ -165,6 +167,63 @@ def test_page_draws_a_figure_that_its_first_slider_changes(session, dashboard_se
         session.page.keyboard.press("ArrowLeft")
     assert handle.get_attribute("aria-valuenow") != value_before, "the first slider did not move"
 
-    _wait(session.page, lambda: session.snapshot() != before, 30, f"the figure of page {spec.slug} to change after the slider moved")
+    _wait(session.page, lambda: session.snapshot() != before, 60, "the figure to change after the slider moved")
     session.wait_for_stable_figure()
     session.assert_clean()
+
+
+def _websocket_handshake_status(port: int, origin: str) -> int:
+    """HTTP status of a websocket handshake to the app sent with ``Origin: origin`` (101 = accepted)."""
+    import asyncio
+
+    from tornado.httpclient import HTTPClientError, HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    async def attempt() -> int:
+        request = HTTPRequest(f"ws://127.0.0.1:{port}/dashboard/ws", headers={"Origin": origin})
+        try:
+            conn = await websocket_connect(request)
+        except HTTPClientError as err:
+            return err.code
+        conn.close()
+        return 101
+
+    # Its own thread and event loop: Playwright's sync API keeps an event loop running in this one.
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, attempt()).result(timeout=60)
+
+
+def check_websocket_origins(server) -> None:
+    assert f"Dashboard: {server.url}" in server.output  # serve prints where it listens
+    assert _websocket_handshake_status(server.port, "http://evil.example.com") == 403
+    assert _websocket_handshake_status(server.port, f"http://127.0.0.1:{server.port + 1}") == 403
+    assert _websocket_handshake_status(server.port, f"http://127.0.0.1:{server.port}") != 403
+
+
+def test_dashboard_in_headless_chromium(browser, dashboard_server):
+    """One test, one server, one tab visiting every page in turn, every failure reported by name.
+
+    A single test rather than one per page: pytest-xdist 3.8 under pytest 9 ignores
+    ``xdist_group`` (it rewrites ``item._nodeid``, which pytest 9 no longer reads), so
+    separate tests could each start their own server and Chromium on another worker.
+    """
+    pages = discover_pages()  # the same discovery the server ran
+    assert pages, "no dashboard page was discovered"
+    checks = [("sidebar and shell", lambda s: check_shell(s, dashboard_server.url, pages))]
+    checks += [(f"page {spec.slug!r}", lambda s, spec=spec: check_page(s, spec)) for spec in pages]
+    failures = []
+    session = Session(browser, dashboard_server)
+    try:
+        for what, check in checks:
+            try:
+                check(session)
+            except Exception as err:  # noqa: BLE001 - keep checking the other pages, report all at the end
+                failures.append(f"{what}: {type(err).__name__}: {err}")
+    finally:
+        session.close()
+    try:
+        check_websocket_origins(dashboard_server)
+    except AssertionError as err:
+        failures.append(f"websocket origins: {err}")
+    assert not failures, "\n\n".join(failures)

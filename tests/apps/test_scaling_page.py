@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import panel as pn
 import pytest
+import torch
 
 import postlib
 from apps.pages import scaling
@@ -76,6 +77,7 @@ def test_run_measures_every_point_and_draws_them():
     assert page.progress.value == page.progress.max == 3
     assert "Measured 3 points" in page.status.object
     assert page.alert.message is None
+    assert f"torch {torch.__version__}" in page.machine.object  # where the live numbers come from
 
 
 def test_background_run_reports_progress_and_finishes():
