@@ -18,8 +18,8 @@ Backends, all equal to ``"sequential"`` (tests/ssm/test_scan.py):
                     (batch, dim, L/T, N): 2T + L/T Python steps instead of L.
 * ``"triton"``      ``postlib.kernels.selective_scan`` (CUDA, or CPU under TRITON_INTERPRET=1).
 * ``"auto"``        Triton on CUDA; on CPU the crossover measured in
-                    postlib/bench/results/cpu_scan_crossover.json: parallel while dim·N is small,
-                    chunked beyond.
+                    postlib/bench/results/cpu_scan_crossover.json: the loop for short L, parallel while
+                    batch·dim·N is small, chunked in the middle, the loop again for large states.
 """
 from __future__ import annotations
 
@@ -31,9 +31,13 @@ import torch.nn.functional as F
 from .._checks import check_choice, check_same, check_tensor
 
 BACKENDS = ("auto", "sequential", "parallel", "chunked", "triton")
-# CPU crossover (cpu_scan_crossover.json): the parallel scan's (batch, dim, L, N) tensors stop
-# fitting in cache around batch·dim·N ≈ 2^10–2^11 states; beyond, the chunked form wins.
-PARALLEL_MAX_STATES = 1024
+# CPU crossover (bench/results/cpu_scan_crossover.json, L = 4096, N = 16): the parallel scan wins
+# while batch·dim·N is small (Python overhead dominates the loop); its (batch, dim, L, N) tensors
+# make it memory-bound beyond ~2^8 states, where the chunked form (2√L + √L steps on
+# (batch, dim, √L, N)) takes over; past ~2^11 states each op of the loop is already big enough
+# that its overhead no longer matters, and the chunked form's two passes cost more than they save.
+PARALLEL_MAX_STATES = 256
+CHUNKED_MAX_STATES = 2048
 SEQUENTIAL_MAX_LENGTH = 48
 
 
@@ -87,13 +91,16 @@ def prepare_delta(delta, delta_bias=None, delta_softplus=False):
 
 
 def pick_backend(u: torch.Tensor, N: int) -> str:
-    """The ``"auto"`` rule: Triton on CUDA; on CPU the loop for short L, parallel while batch·dim·N is small, else chunked."""
+    """The ``"auto"`` rule: Triton on CUDA; on CPU by L and by the per-step state size batch·dim·N (see the constants)."""
     if u.is_cuda:
         from ..kernels import triton_available
         return "triton" if triton_available() else "chunked"
     if u.shape[-1] <= SEQUENTIAL_MAX_LENGTH:      # short sequences: the loop's few steps beat any set-up
         return "sequential"
-    return "parallel" if u.shape[0] * u.shape[1] * N <= PARALLEL_MAX_STATES else "chunked"
+    states = u.shape[0] * u.shape[1] * N
+    if states <= PARALLEL_MAX_STATES:
+        return "parallel"
+    return "chunked" if states <= CHUNKED_MAX_STATES else "sequential"
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, *,

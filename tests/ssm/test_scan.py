@@ -104,10 +104,11 @@ def test_cross_check_accelerated_scan_reference():
 
 
 def test_auto_picks_by_state_size():
-    small, big = torch.zeros(1, 16, 128), torch.zeros(1, 256, 128)
-    assert pick_backend(small, 16) == "parallel"
-    assert pick_backend(big, 16) == "chunked"
-    assert pick_backend(torch.zeros(1, 16, 1), 16) == "sequential"
+    assert pick_backend(torch.zeros(1, 16, 128), 16) == "parallel"
+    assert pick_backend(torch.zeros(1, 32, 128), 16) == "chunked"
+    assert pick_backend(torch.zeros(1, 128, 128), 16) == "chunked"
+    assert pick_backend(torch.zeros(1, 512, 128), 16) == "sequential"
+    assert pick_backend(torch.zeros(1, 16, 8), 16) == "sequential"
 
 
 def test_bad_shapes_name_the_argument():
