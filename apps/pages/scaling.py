@@ -15,6 +15,7 @@ cores would time each other.
 """
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -42,15 +43,20 @@ REPEATS, WARMUP = 5, 1
 DEFAULT_LOG2 = (8, 11)
 DEFAULT_PARTNERS = ("linear", "s4d", "performer", "mamba")
 
+# CPU threads for a measurement. One by default: on a machine whose cores are busy with other
+# work, torch's OpenMP threads wait on each other and a 1 ms matmul can take 100 ms.
+THREAD_CHOICES = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= (os.cpu_count() or 1)]
+
 # Process-wide: points measured by any session, and the lock that keeps measurements one at a time.
 _CACHE: dict[tuple, dict] = {}
 _CACHE_LOCK = threading.Lock()
 _MEASURE_LOCK = threading.Lock()
 
 
-def cache_key(name: str, mode: str, d_model: int, device: str, length: int) -> tuple:
+def cache_key(name: str, length: int, settings: dict) -> tuple:
     """Everything that changes a measured number (batch and dtype are fixed on this page)."""
-    return (name, mode, int(d_model), BATCH, str(device), str(DTYPE), int(length))
+    return (name, int(length), settings["mode"], int(settings["d_model"]), str(settings["device"]),
+            int(settings["threads"]), BATCH, str(DTYPE))
 
 
 def clear_cache() -> None:
@@ -117,6 +123,7 @@ class ScalingPage(pn.viewable.Viewer):
     metric = param.Selector(default="time_ms", objects=list(METRICS.values()))
     d_model = param.Selector(default=64, objects=WIDTHS)
     device = param.Selector(default="cpu", objects=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    threads = param.Selector(default=1, objects=THREAD_CHOICES, doc="torch CPU threads while measuring.")
     recorded = param.Selector(default=None, objects=[], allow_None=True, doc="A recorded results file.")
     running = param.Boolean(default=False, doc="True while the background thread measures.")
 
@@ -146,7 +153,7 @@ class ScalingPage(pn.viewable.Viewer):
         self.recorded_select = pn.widgets.Select.from_param(self.param.recorded, label="Results file")
         self.refresh_button.on_click(self.alert.guard(lambda _e: self.refresh_recorded()))
         self.param.watch(self.alert.guard(self._on_settings), ["mixers", "log2_lengths", "mode", "metric",
-                                                               "d_model", "device"])
+                                                               "d_model", "device", "threads"])
         self.param.watch(self.alert.guard(lambda _e: self.show_recorded()), ["recorded"])
         self.param.watch(self.alert.guard(lambda _e: self.show_recorded()), ["metric"])
         # Guarded even here: a broken results file or figure must show an alert, not hide the page.
@@ -163,14 +170,18 @@ class ScalingPage(pn.viewable.Viewer):
         """(mixer, length) pairs the current settings ask for."""
         return [(name, length) for name in self.mixers for length in lengths_for(self.log2_lengths)]
 
+    def settings(self) -> dict:
+        """The settings a measurement depends on (a snapshot: the thread must not see later changes)."""
+        return dict(mode=self.mode, d_model=self.d_model, device=self.device, threads=self.threads)
+
     def missing_points(self) -> list[tuple[str, int]]:
         with _CACHE_LOCK:
             return [(n, L) for n, L in self.points()
-                    if cache_key(n, self.mode, self.d_model, self.device, L) not in _CACHE]
+                    if cache_key(n, L, self.settings()) not in _CACHE]
 
     def cached_rows(self) -> list[dict]:
         with _CACHE_LOCK:
-            found = [_CACHE.get(cache_key(n, self.mode, self.d_model, self.device, L)) for n, L in self.points()]
+            found = [_CACHE.get(cache_key(n, L, self.settings())) for n, L in self.points()]
         return [r for r in found if r is not None]
 
     def budget_refusal(self, points: list[tuple[str, int]] | None = None, budget: int | None = None) -> str | None:
@@ -215,7 +226,7 @@ class ScalingPage(pn.viewable.Viewer):
         if refusal:
             self.alert.show(refusal, kind="warning")
             return
-        settings = dict(mode=self.mode, d_model=self.d_model, device=self.device)
+        settings = self.settings()
         self._stop.clear()
         self.running = True
         self.run_button.disabled, self.stop_button.disabled = True, False
@@ -245,11 +256,13 @@ class ScalingPage(pn.viewable.Viewer):
             if not _MEASURE_LOCK.acquire(blocking=False):
                 self.status.object = "Waiting for another session's measurement to finish…"
                 _MEASURE_LOCK.acquire()
+            threads_before = torch.get_num_threads()  # process-wide: restored after the run
+            torch.set_num_threads(settings["threads"])
             try:
                 for name, length in todo:
                     if self._stop.is_set():
                         break
-                    key = cache_key(name, settings["mode"], settings["d_model"], settings["device"], length)
+                    key = cache_key(name, length, settings)
                     with _CACHE_LOCK:
                         cached = key in _CACHE
                     if not cached:  # another session may have measured it meanwhile
@@ -262,6 +275,7 @@ class ScalingPage(pn.viewable.Viewer):
                     self.progress.value = done
                     self.redraw()
             finally:
+                torch.set_num_threads(threads_before)
                 _MEASURE_LOCK.release()
             stopped = self._stop.is_set() and done < len(todo)
             final = (f"Stopped after {done} of {len(todo)} points." if stopped
@@ -299,6 +313,7 @@ class ScalingPage(pn.viewable.Viewer):
     def _on_settings(self, _event=None) -> None:
         self.alert.clear()
         self.redraw()
+        self.describe_machine()
 
     def redraw(self) -> None:
         rows = self.cached_rows()
@@ -322,7 +337,7 @@ class ScalingPage(pn.viewable.Viewer):
         prov = bench.provenance(self.device)
         load = prov.get("load_avg_1m_5m_15m")
         self.machine.object = (f"Live numbers from this server: {prov.get('device_name')}, torch {prov.get('torch')}"
-                               + (f", {prov['torch_threads']} threads" if prov.get("torch_threads") else "")
+                               + (f", {self.threads} of {prov['cpu_count']} CPU threads" if self.device == "cpu" else "")
                                + (f", load average {load[0]} (1 min)" if load else "")
                                + f"; batch {BATCH}, {str(DTYPE).replace('torch.', '')}, median of {REPEATS} runs. "
                                "Other work on the machine shows up as noise, most at short lengths.")
@@ -369,6 +384,7 @@ class ScalingPage(pn.viewable.Viewer):
             pn.widgets.RadioButtonGroup.from_param(self.param.metric, options=METRICS, label="Metric"),
             pn.widgets.Select.from_param(self.param.d_model, label="d_model"),
             pn.widgets.Select.from_param(self.param.device, label="Device"),
+            pn.widgets.Select.from_param(self.param.threads, label="CPU threads"),
             pn.Row(self.run_button, self.stop_button),
             pn.pane.Markdown(f"Memory budget per run: {format_bytes(memory_budget_bytes())}; longer settings "
                              "are refused before anything is allocated.", styles={"font-size": "0.8em"}),

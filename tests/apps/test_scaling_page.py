@@ -233,3 +233,20 @@ def test_a_corrupt_results_file_shows_an_alert(results_dir):
     (results_dir / "broken.json").write_text("{not json")
     page = ScalingPage(autorun=False)  # must not raise
     assert page.alert.message is not None and "JSONDecodeError" in page.alert.message
+
+
+def test_measures_with_the_chosen_thread_count_and_restores_it(monkeypatch):
+    real, seen = bench.measure_mixers, []
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+    monkeypatch.setattr(bench, "measure_mixers", spy)
+    before = torch.get_num_threads()
+    page = ScalingPage(autorun=False, mixers=["softmax"], log2_lengths=(4, 5), threads=1)
+    page.run(background=False)
+    assert seen == [1, 1] and torch.get_num_threads() == before
+    assert "1 of" in page.machine.object and "CPU threads" in page.machine.object
+    if len(scaling.THREAD_CHOICES) > 1:  # another thread count is another measurement, not a cache hit
+        page.threads = scaling.THREAD_CHOICES[1]
+        assert page.cached_rows() == [] and len(page.missing_points()) == 2
