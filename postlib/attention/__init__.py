@@ -9,7 +9,7 @@ from .linear import linear_attention, linear_attention_reference
 from .performer import performer_attention
 from .linformer import linformer_attention
 from .reformer import lsh_attention
-from . import approx_mixers  # noqa: F401  (registers "linear", "performer", "linformer", "reformer")
+from . import approx_mixers  # noqa: F401  (registers "linear", "performer", "linformer", "reformer", "lola")
 
 __all__ = ["attention_weights", "causal_mask", "softmax_attention", "flash_attention",
            "linear_attention", "linear_attention_reference", "performer_attention", "linformer_attention",

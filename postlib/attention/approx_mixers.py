@@ -1,4 +1,4 @@
-"""The efficient-attention family as registered mixers: linear, performer, linformer, reformer.
+"""The efficient-attention family as registered mixers: linear, performer, linformer, reformer, lola.
 
 All reuse ``MultiHeadMixer``'s projections; only ``attend`` (and, for the causal
 ones, the recurrent ``step``) differ. ``tests/test_registry.py`` checks every one
@@ -15,6 +15,7 @@ from .._checks import check_choice, check_positive_int
 from ..registry import register_mixer
 from .linear import CAUSAL_BACKENDS, FEATURE_MAPS, apply_feature_map, linear_attention_features, recurrent_step
 from .linformer import linformer_attention
+from .lola import init_cache, lola_attention, lola_step
 from .mixers import MultiHeadMixer
 from .performer import KERNELS, gaussian_projection, performer_features
 from .reformer import lsh_attention
@@ -146,3 +147,30 @@ class ReformerMixer(MultiHeadMixer):
             seed += self._calls
         out = lsh_attention(qk, v, self.n_buckets, self.n_hashes, self.chunk_size, causal=self.causal_mask, seed=seed)
         return self.merge_heads(out)
+
+
+@register_mixer("lola", family="attention", causal=True,
+                summary="LoLA-style hybrid (McDermott et al. 2025): linear attention + sliding window + sparse cache "
+                        "of the worst-recalled pairs.")
+class LolaMixer(MultiHeadMixer):
+    """Causal; fixed memory per head: ``window + sparse`` exact (k, v) slots and a d×d linear state."""
+
+    causal = True
+
+    def __init__(self, d_model: int, n_heads: int = 4, window: int = 4, sparse: int = 4, eps: float = 1e-6):
+        super().__init__(d_model, n_heads)
+        self.window = check_positive_int(window, "window")
+        self.sparse = check_positive_int(sparse, "sparse", minimum=0)
+        self.eps = eps
+
+    def attend(self, q, k, v):
+        return lola_attention(q, k, v, self.window, self.sparse, self.eps)
+
+    def init_state(self, batch_size, device=None, dtype=None):
+        return init_cache(batch_size, self.n_heads, self.window + self.sparse, self.head_dim,
+                          device or self.qkv.weight.device, dtype or self.qkv.weight.dtype)
+
+    def _step(self, x_t, state):
+        q, k, v = self.split_heads(x_t[:, None])
+        y, state = lola_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], state, self.window, self.eps)
+        return self.merge_heads(y[:, :, None])[:, 0], state
