@@ -175,13 +175,14 @@ class ScalingPage(pn.viewable.Viewer):
         return dict(mode=self.mode, d_model=self.d_model, device=self.device, threads=self.threads)
 
     def missing_points(self) -> list[tuple[str, int]]:
+        settings = self.settings()
         with _CACHE_LOCK:
-            return [(n, L) for n, L in self.points()
-                    if cache_key(n, L, self.settings()) not in _CACHE]
+            return [(n, L) for n, L in self.points() if cache_key(n, L, settings) not in _CACHE]
 
     def cached_rows(self) -> list[dict]:
+        settings = self.settings()
         with _CACHE_LOCK:
-            found = [_CACHE.get(cache_key(n, L, self.settings())) for n, L in self.points()]
+            found = [_CACHE.get(cache_key(n, L, settings)) for n, L in self.points()]
         return [r for r in found if r is not None]
 
     def budget_refusal(self, points: list[tuple[str, int]] | None = None, budget: int | None = None) -> str | None:
