@@ -113,6 +113,20 @@ def plottable_rows(rows: list[dict], metric: str) -> list[dict]:
     return out
 
 
+def timing_rows(rows: list[dict]) -> list[dict]:
+    """``make gpu-check`` rows (``kernel``, ``length``, one ``<implementation>_ms`` per timed form)
+    as scaling rows, one series per kernel and implementation, so recorded GPU timings plot as curves."""
+    out = []
+    for r in rows:
+        if r.get("name") is not None or r.get("kernel") is None or r.get("length") is None:
+            continue
+        for key, value in r.items():
+            if key.endswith("_ms") and isinstance(value, (int, float)) and value > 0:
+                out.append(dict(name=f"{r['kernel']} · {key[:-3]}", length=int(r["length"]),
+                                mode=str(r.get("check", "")), time_ms=float(value), status="ok"))
+    return out
+
+
 class ScalingPage(pn.viewable.Viewer):
     """How time and memory grow with sequence length, measured live or read from a recorded run."""
 
@@ -359,20 +373,22 @@ class ScalingPage(pn.viewable.Viewer):
                                          "CUDA machine, then press *Refresh list*.")
             self.recorded_figure.visible = self.recorded_table.visible = False
             return
+        import pandas as pd
+
         doc = bench.load_results(bench.RESULTS_DIR / self.recorded)
-        rows = doc.get("rows") or []
-        drawable = plottable_rows(rows, self.metric)
+        rows = [r for r in doc.get("rows") or [] if isinstance(r, dict)]
+        drawable = plottable_rows(rows + timing_rows(rows), self.metric)
+        # Rows that are not scaling measurements (correctness checks, timings without a length) as a table.
+        other = [r for r in rows if r.get("name") is None]
         self.recorded_info.object = describe_provenance(doc)
         if drawable:
             self.recorded_figure.object = scaling_figure(drawable, metric=self.metric, title=doc.get("title"),
                                                          fit=True, provenance=doc.get("provenance"))
-            self.recorded_figure.visible, self.recorded_table.visible = True, False
         else:
-            import pandas as pd
-            self.recorded_info.object += (f"\n\nThese rows have no `{self.metric}` per length to plot; "
-                                          "here they are as a table.")
-            self.recorded_table.object = pd.DataFrame(rows)
-            self.recorded_figure.visible, self.recorded_table.visible = False, True
+            self.recorded_info.object += f"\n\nThis file has no `{self.metric}` per length to plot."
+        if other:
+            self.recorded_table.object = pd.DataFrame(other)
+        self.recorded_figure.visible, self.recorded_table.visible = bool(drawable), bool(other)
 
     # ----- layout ---------------------------------------------------------------------------------
     def __panel__(self):

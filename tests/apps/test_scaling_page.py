@@ -216,7 +216,7 @@ def test_recorded_rows_without_lengths_are_shown_as_a_table(results_dir):
     bench.save_results(rows, results_dir / "gpu_check.json", title="kernel checks", provenance=_provenance())
     page = ScalingPage(autorun=False)
     assert page.recorded == "gpu_check.json"
-    assert page.recorded_table.visible and not page.recorded_figure.visible
+    assert page.recorded_table.visible and not page.recorded_figure.visible  # no length: nothing to plot
     assert list(page.recorded_table.object["kernel"]) == ["linear_attention"]
 
 
@@ -250,3 +250,19 @@ def test_measures_with_the_chosen_thread_count_and_restores_it(monkeypatch):
     if len(scaling.THREAD_CHOICES) > 1:  # another thread count is another measurement, not a cache hit
         page.threads = scaling.THREAD_CHOICES[1]
         assert page.cached_rows() == [] and len(page.missing_points()) == 2
+
+
+def test_recorded_gpu_check_timings_plot_as_curves_beside_a_table_of_checks(results_dir):
+    rows = [dict(kernel="linear_attention", check="forward vs torch prefix-sum (fp64)", length=63, rel_rms=1e-9,
+                 ok=True)]
+    rows += [dict(kernel="linear_attention", check="timing causal float16", length=L, triton_ms=L / 1000,
+                  sdpa_causal_ms=(L / 1000) ** 2, speedup_vs_sdpa=L / 1000) for L in (1024, 2048, 4096)]
+    bench.save_results(rows, results_dir / "gpu_check.json", title="gpu check", provenance=_provenance())
+    page = ScalingPage(autorun=False)
+    names = [t.name for t in page.recorded_figure.object.data]
+    assert page.recorded_figure.visible and len(names) == 2
+    assert any(n.startswith("linear_attention · triton") and "~L^1.00" in n for n in names)
+    assert any(n.startswith("linear_attention · sdpa_causal") and "~L^2.00" in n for n in names)
+    assert page.recorded_table.visible and len(page.recorded_table.object) == 4  # every check, as a table
+    page.metric = "peak_mem_bytes"  # no memory in this file: said plainly, the table stays
+    assert not page.recorded_figure.visible and "no `peak_mem_bytes` per length" in page.recorded_info.object
