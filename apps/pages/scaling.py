@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 
 import panel as pn
 import param
 import torch
 
 import postlib
+from apps.results import describe_provenance, plottable_rows, recorded_files, timing_rows
 from apps.widgets import ErrorAlert, format_bytes, memory_budget_bytes, over_budget_message, plotly_pane
 from postlib import bench
 from postlib.viz.scaling import scaling_figure
@@ -76,55 +76,6 @@ def default_mixers(names: list[str]) -> list[str]:
     picks = [n for n in ("softmax",) if n in names]
     picks += [n for n in DEFAULT_PARTNERS if n in names][:1]
     return picks or names[:1]
-
-
-def recorded_files(results_dir: Path | None = None) -> list[str]:
-    """Names of the recorded results files (``*.json``) in ``postlib.bench.RESULTS_DIR``."""
-    folder = Path(results_dir or bench.RESULTS_DIR)
-    return sorted(p.name for p in folder.glob("*.json")) if folder.is_dir() else []
-
-
-def describe_provenance(doc: dict) -> str:
-    """One Markdown paragraph: what was measured, on what, with which versions, when."""
-    prov = doc.get("provenance") or {}
-    device = prov.get("device_name") or prov.get("device_type") or "unknown device"
-    parts = [f"**{doc.get('title', 'untitled')}** — {device}"]
-    versions = ", ".join(f"{k} {prov[k]}" for k in ("torch", "triton", "cuda", "python") if prov.get(k))
-    if versions:
-        parts.append(versions)
-    if prov.get("date"):
-        parts.append(f"recorded {prov['date']}")
-    text = "; ".join(parts) + "."
-    if doc.get("notes"):
-        text += f"\n\n{doc['notes']}"
-    return text
-
-
-def plottable_rows(rows: list[dict], metric: str) -> list[dict]:
-    """Rows the scaling figure can draw: measured (status ok), with a name, a length and the metric."""
-    out = []
-    for r in rows:
-        if not isinstance(r, dict) or str(r.get("status", "ok")) != "ok":
-            continue
-        value = r.get(metric)
-        if r.get("name") is None or r.get("length") is None or not isinstance(value, (int, float)) or value <= 0:
-            continue
-        out.append(r)
-    return out
-
-
-def timing_rows(rows: list[dict]) -> list[dict]:
-    """``make gpu-check`` rows (``kernel``, ``length``, one ``<implementation>_ms`` per timed form)
-    as scaling rows, one series per kernel and implementation, so recorded GPU timings plot as curves."""
-    out = []
-    for r in rows:
-        if r.get("name") is not None or r.get("kernel") is None or r.get("length") is None:
-            continue
-        for key, value in r.items():
-            if key.endswith("_ms") and isinstance(value, (int, float)) and value > 0:
-                out.append(dict(name=f"{r['kernel']} · {key[:-3]}", length=int(r["length"]),
-                                mode=str(r.get("check", "")), time_ms=float(value), status="ok"))
-    return out
 
 
 class ScalingPage(pn.viewable.Viewer):
