@@ -132,3 +132,24 @@ def test_reversible_memory_does_not_grow_with_depth():
 def test_reversible_rejects_odd_width():
     with pytest.raises(ValueError, match="even last dimension"):
         _stack(1)(torch.randn(2, 3, 15, dtype=torch.float64))
+
+
+def test_reversible_peak_memory_is_flat_in_depth():
+    """Measured (allocator profiler) peak memory of forward + backward: flat for the reversible stack
+    (only parameter-sized buffers grow), linear in depth for ordinary residual layers."""
+    from postlib.bench import peak_memory
+    x = torch.randn(8, 256, 128)
+
+    def peaks(depth):
+        torch.manual_seed(0)
+        m = ReversibleSequence([ReversibleBlock(nn.Sequential(nn.Linear(64, 64), nn.GELU()),
+                                                nn.Sequential(nn.Linear(64, 64), nn.GELU())) for _ in range(depth)])
+
+        def run(fwd):
+            xx = x.clone().requires_grad_(True)
+            fwd(xx).sum().backward()
+        return peak_memory(lambda: run(m)), peak_memory(lambda: run(m.forward_standard))
+
+    (rev2, std2), (rev16, std16) = peaks(2), peaks(16)
+    assert rev16 < 1.25 * rev2, (rev2, rev16)
+    assert std16 > 4 * std2, (std2, std16)
