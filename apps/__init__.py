@@ -2,6 +2,7 @@
 
 ``python -m apps.serve`` (or ``make dashboard``) serves one app at
 ``/dashboard``; ``apps.dashboard`` discovers every page module in
-``apps/pages/`` and ``apps.widgets`` holds the helpers pages share
-(memory budget, plotly pane, error alerts).
+``apps/pages/``; ``apps.widgets`` holds the helpers pages share (memory
+budget, plotly pane, error alerts) and ``apps.results`` reads recorded
+benchmark results for plotting.
 """

@@ -70,6 +70,7 @@ class Session:
         self.page.on("pageerror", lambda err: self.page_errors.append(str(err)))
         self.page.on("websocket", lambda ws: self.websockets.append(ws.url))
         self.scope = self.page.locator("body")
+        self.navigated_to: str | None = None  # the last page reached by a sidebar click that changed page
         self.reset_records()
 
     def reset_records(self) -> None:
@@ -81,7 +82,10 @@ class Session:
 
     def go_to(self, spec) -> None:
         """Click the page in the sidebar and scope later lookups to that page's own content."""
-        self.page.get_by_role("button", name=spec.title, exact=True).first.click()
+        button = self.page.get_by_role("button", name=spec.title, exact=True).first
+        already_there = self.page.locator(f".page-{spec.slug}").count() > 0
+        button.click()
+        self.navigated_to = None if already_there else spec.slug
         self.scope = self.page.locator(f".page-{spec.slug}")
         self.scope.wait_for(state="attached")
 
@@ -150,6 +154,18 @@ def check_shell(session: Session, url: str, pages) -> None:
     session.assert_clean()
 
 
+def check_deep_link(session: Session, url: str, spec) -> None:
+    """``?page=<slug>`` opens that page directly, and choosing a page in the sidebar writes it to the URL."""
+    if session.navigated_to == spec.slug:
+        # The last page check reached this page through the sidebar: the URL now names it.
+        _wait(session.page, lambda: f"page={spec.slug}" in session.page.url, 30, "the URL to name the page")
+    session.reset_records()
+    session.console.clear()  # wait for the new document's websocket, not the previous one's
+    session.open(f"{url}?page={spec.slug}")
+    session.page.locator(f".page-{spec.slug}").wait_for(state="attached")
+    session.assert_clean()
+
+
 def check_page(session: Session, spec) -> None:
     """Navigate to ``spec``'s page, see a drawn figure, move the first slider, see the figure change."""
     session.reset_records()
@@ -212,6 +228,7 @@ def test_dashboard_in_headless_chromium(browser, dashboard_server):
     assert pages, "no dashboard page was discovered"
     checks = [("sidebar and shell", lambda s: check_shell(s, dashboard_server.url, pages))]
     checks += [(f"page {spec.slug!r}", lambda s, spec=spec: check_page(s, spec)) for spec in pages]
+    checks += [("deep link", lambda s: check_deep_link(s, dashboard_server.url, pages[-1]))]
     failures = []
     session = Session(browser, dashboard_server)
     try:
