@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch.set_num_threads for the run; 1 avoids intra-op barrier stalls on a shared machine")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--config", type=json.loads, default=None,
                    help='mixer constructor kwargs as JSON, for all mixers or per name, e.g. '
@@ -77,6 +79,10 @@ def _print_table(rows: list[dict]) -> None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     dtype = DTYPES[args.dtype]
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SystemExit(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)  # recorded as torch_threads in the provenance
     if args.memory_wall:
         rows, fits = memory_wall(args.lengths, head_dim=args.head_dim, batch=args.batch, heads=args.heads,
                                  block_size=args.block_size, device=args.device, dtype=dtype,
