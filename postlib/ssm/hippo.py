@@ -117,7 +117,7 @@ def hippo_online(kind: str, N: int, signal, dt: float) -> np.ndarray:
     return out
 
 
-def reconstruct(kind: str, coeffs, t: float, s, ) -> np.ndarray:
+def reconstruct(kind: str, coeffs, t: float, s) -> np.ndarray:
     """The signal's history rebuilt from coefficients ``coeffs`` (N,) held at time ``t``, at past times ``s``.
 
     LegS covers [0, t]; LegT and Fourier cover the window [t − 1, t]; LagT covers (−∞, t]
