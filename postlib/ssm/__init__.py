@@ -7,8 +7,9 @@ from .hippo import KINDS, hippo, hippo_online, reconstruct
 from .s4 import cauchy, nplr_legs, s4_kernel, s4_kernel_naive
 from .s4d import s4d_init, vandermonde_kernel, zoh_diagonal
 from .scan import associative_scan, selective_scan
+from .ssd import ssd_chunked
 from . import s4, s4d, mamba  # noqa: F401  (register the mixers)
 
 __all__ = ["METHODS", "derive_discretization", "discrete_eigenvalue", "discretize", "KINDS", "hippo",
            "hippo_online", "reconstruct", "cauchy", "nplr_legs", "s4_kernel", "s4_kernel_naive", "s4d_init",
-           "vandermonde_kernel", "zoh_diagonal", "associative_scan", "selective_scan"]
+           "vandermonde_kernel", "zoh_diagonal", "associative_scan", "selective_scan", "ssd_chunked"]
