@@ -146,7 +146,8 @@ class Dashboard:
     def __init__(self, pages: list[PageSpec] | None = None):
         self.pages = discover_pages() if pages is None else list(pages)
         self._by_slug = {p.slug: p for p in self.pages}
-        self._built: dict[str, pn.viewable.Viewable] = {}
+        self._built: dict[str, pn.viewable.Viewable] = {}   # slug -> the viewer (or its error card)
+        self._layouts: dict[str, pn.viewable.Viewable] = {}  # slug -> its rendered layout, reused on revisits
         labels = _unique_labels(self.pages)
         initial = _requested_page(list(self._by_slug)) or (self.pages[0].slug if self.pages else None)
         self.nav = pn.widgets.RadioButtonGroup(
@@ -166,12 +167,14 @@ class Dashboard:
         else:
             try:
                 view = spec.viewer()
-                pn.panel(view)  # build the layout now, so a broken __panel__ fails here, not in Bokeh
+                # Build the layout now, so a broken __panel__ fails here rather than inside Bokeh.
+                self._layouts[slug] = pn.panel(view)
             except Exception:
                 tb = traceback.format_exc()
                 log.error("dashboard page %s failed to build:\n%s", spec.where, tb)
                 view = error_card(spec, tb)
         self._built[slug] = view
+        self._layouts.setdefault(slug, view)
         return view
 
     def show(self, slug: str | None) -> None:
@@ -180,7 +183,8 @@ class Dashboard:
                                                   alert_type="warning")]
             return
         # The wrapper's class names the page, so a browser test can wait for this page's own DOM.
-        self.content.objects = [pn.Column(self.view(slug), sizing_mode="stretch_width",
+        self.view(slug)
+        self.content.objects = [pn.Column(self._layouts[slug], sizing_mode="stretch_width",
                                           css_classes=["dashboard-page", f"page-{slug}"])]
 
     def _on_nav(self, event) -> None:

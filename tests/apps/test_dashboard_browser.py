@@ -154,6 +154,17 @@ def check_shell(session: Session, url: str, pages) -> None:
     session.assert_clean()
 
 
+def check_revisit(session: Session, spec, other_page) -> None:
+    """Leaving a page and coming back shows it again, drawn (the dashboard re-renders the layout it kept)."""
+    session.reset_records()
+    session.go_to(spec)
+    session.wait_for_stable_figure()
+    session.go_to(other_page)
+    session.go_to(spec)
+    session.wait_for_stable_figure()
+    session.assert_clean()
+
+
 def check_deep_link(session: Session, url: str, spec) -> None:
     """``?page=<slug>`` opens that page directly, and choosing a page in the sidebar writes it to the URL."""
     if session.navigated_to == spec.slug:
@@ -229,6 +240,7 @@ def test_dashboard_in_headless_chromium(browser, dashboard_server):
     checks = [("sidebar and shell", lambda s: check_shell(s, dashboard_server.url, pages))]
     checks += [(f"page {spec.slug!r}", lambda s, spec=spec: check_page(s, spec)) for spec in pages]
     checks += [("deep link", lambda s: check_deep_link(s, dashboard_server.url, pages[-1]))]
+    checks += [("revisiting a page", lambda s: check_revisit(s, pages[0], pages[-1]))]
     failures = []
     session = Session(browser, dashboard_server)
     try:
