@@ -47,10 +47,11 @@ def _cli(*args):
 def test_cli_mixers_smoke(tmp_path):
     out = tmp_path / "mixers.json"
     proc = _cli("--mixers", "softmax", "--lengths", "4,9", "--d-model", "8", "--modes", "forward", "--out", str(out),
-                "--config", '{"softmax": {"n_heads": 2}}')
+                "--config", '{"softmax": {"n_heads": 2}}', "--threads", "1")
     assert proc.returncode == 0, proc.stderr
     doc = load_results(out)
     assert [r["length"] for r in doc["rows"]] == [4, 9] and out.with_suffix(".csv").exists()
+    assert doc["provenance"]["torch_threads"] == 1
     assert "softmax" in proc.stdout
 
 
