@@ -160,18 +160,23 @@ class ScalingPage(pn.viewable.Viewer):
         """
         points = self.points() if points is None else points
         budget = memory_budget_bytes() if budget is None else budget
-        worst: dict[str, tuple[int, int]] = {}
+        worst: dict[str, tuple[int, int, bool]] = {}
         for name in {n for n, _ in points}:
             module = postlib.build_mixer(name, self.d_model)
             family = postlib.mixer_info(name).family
             longest = max(L for n, L in points if n == name)
-            worst[name] = (longest, bench.estimate_bytes(module, BATCH, longest, DTYPE, self.mode, family))
+            worst[name] = (longest, bench.estimate_bytes(module, BATCH, longest, DTYPE, self.mode, family),
+                           hasattr(module, "memory_estimate"))
         over = {n: v for n, v in worst.items() if v[1] > budget}
         if not over:
             return None
-        name, (length, need) = max(over.items(), key=lambda kv: kv[1][1])
-        return over_budget_message(f"`{name}` at length {length} ({self.mode.replace('_', ' + ')}, "
-                                   f"d_model {self.d_model})", need, budget)
+        name, (length, need, exact) = max(over.items(), key=lambda kv: kv[1][1])
+        message = over_budget_message(f"`{name}` at length {length} ({self.mode.replace('_', ' + ')}, "
+                                      f"d_model {self.d_model})", need, budget)
+        if not exact:  # say what the number is: the bench's generic bound, not this mixer's own count
+            message += (" (The estimate is `postlib.bench.estimate_bytes`'s generic bound for the "
+                        f"{postlib.mixer_info(name).family} family; the mixer defines no `memory_estimate`.)")
+        return message
 
     # ----- measuring ------------------------------------------------------------------------------
     def run(self, background: bool = True) -> None:
