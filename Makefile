@@ -41,7 +41,7 @@ serve: book
 	  $(BIN)/python -m apps.serve --port $(PORT) --address $(HOST)
 
 test: install static
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # Unit tests only (no book build, no browser).
 test-fast: install

@@ -91,7 +91,9 @@ def flash_attention(q, k, v, causal: bool = False, block_size: int = 64, backend
         raise ValueError(f"causal attention needs L_k >= L_q, got q {tuple(q.shape)}, k {tuple(k.shape)}")
     if backend == "auto":
         from ..kernels import triton_available
-        backend = "triton" if (q.is_cuda and triton_available()) else "torch"
+        # The fused kernel tiles in powers of two (tl.dot needs >= 16); other tile sizes run the torch loop.
+        kernel_tile = 16 <= block_size <= 256 and block_size & (block_size - 1) == 0
+        backend = "triton" if (q.is_cuda and triton_available() and kernel_tile) else "torch"
     if backend == "triton":
         from ..kernels.flash_fwd import flash_attention_triton
         return flash_attention_triton(q, k, v, causal=causal, block_size=block_size, scale=scale)
