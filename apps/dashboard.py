@@ -148,6 +148,7 @@ class Dashboard:
         self._by_slug = {p.slug: p for p in self.pages}
         self._built: dict[str, pn.viewable.Viewable] = {}   # slug -> the viewer (or its error card)
         self._layouts: dict[str, pn.viewable.Viewable] = {}  # slug -> its rendered layout, reused on revisits
+        self._wrappers: dict[str, pn.Column] = {}             # slug -> its mounted wrapper (hidden when not shown)
         labels = _unique_labels(self.pages)
         initial = _requested_page(list(self._by_slug)) or (self.pages[0].slug if self.pages else None)
         self.nav = pn.widgets.RadioButtonGroup(
@@ -182,10 +183,17 @@ class Dashboard:
             self.content.objects = [pn.pane.Alert(f"No dashboard pages were found in `{PAGES_PACKAGE}`.",
                                                   alert_type="warning")]
             return
+        # Visited pages stay mounted and are only hidden: a page's background work (the Scaling
+        # page measures in a thread) may still update its panes, and a pane whose Bokeh models
+        # were torn down by navigation raises KeyError inside Panel when that update lands.
         # The wrapper's class names the page, so a browser test can wait for this page's own DOM.
         self.view(slug)
-        self.content.objects = [pn.Column(self._layouts[slug], sizing_mode="stretch_width",
-                                          css_classes=["dashboard-page", f"page-{slug}"])]
+        if slug not in self._wrappers:
+            self._wrappers[slug] = pn.Column(self._layouts[slug], sizing_mode="stretch_width",
+                                             css_classes=["dashboard-page", f"page-{slug}"])
+            self.content.append(self._wrappers[slug])
+        for other, wrapper in self._wrappers.items():
+            wrapper.visible = other == slug
 
     def _on_nav(self, event) -> None:
         self.show(event.new)

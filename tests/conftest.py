@@ -23,6 +23,10 @@ if not _has_cuda:
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+# make test runs two xdist workers on two cores: one torch thread each avoids
+# oversubscription, which turns thousands of tiny ops into thread hand-offs.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _seed():

@@ -73,6 +73,12 @@ def _markdown_text(view) -> str:
         str(a.object) for a in pn.panel(view).select(pn.pane.Alert))
 
 
+def _shown(app):
+    """The one page wrapper that is visible (visited pages stay mounted, hidden)."""
+    (shown,) = [w for w in app.content.objects if w.visible]
+    return shown
+
+
 def test_navigation_builds_each_viewer_once_and_shows_error_cards(fake_pages, caplog):
     app = Dashboard(discover_pages(fake_pages))
     assert list(app.nav.options.values()) == ["crashing", "alpha", "beta", "broken", "invalid"]
@@ -81,11 +87,13 @@ def test_navigation_builds_each_viewer_once_and_shows_error_cards(fake_pages, ca
     assert "could not be loaded" in _markdown_text(first) and "the viewer failed to build" in _markdown_text(first)
     app.nav.value = "alpha"
     alpha = app.view("alpha")
-    assert type(alpha).__name__ == "Alpha" and "Alpha page" in _markdown_text(app.content)
+    assert type(alpha).__name__ == "Alpha" and "Alpha page" in _markdown_text(_shown(app))
     alpha.value = 7
     app.nav.value = "broken"
-    assert "a dependency is missing" in _markdown_text(app.content) and "Alpha page" not in _markdown_text(app.content)
+    assert "a dependency is missing" in _markdown_text(_shown(app)) and "Alpha page" not in _markdown_text(_shown(app))
+    n_mounted = len(app.content.objects)
     app.nav.value = "alpha"
+    assert len(app.content.objects) == n_mounted  # a revisit re-shows the mounted page, it mounts nothing new
     assert app.view("alpha") is alpha and alpha.value == 7  # built once: the page keeps its settings
     pn.panel(app.content).get_root()  # the error cards and pages render to Bokeh models
 

@@ -9,13 +9,6 @@ from postlib.attention import softmax_attention
 from postlib.testing import assert_rel_rms
 from tests.conftest import AWKWARD_LENGTHS
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Thousands of tiny ops: one thread avoids thread hand-off costs on a busy, shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 

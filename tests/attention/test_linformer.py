@@ -7,13 +7,6 @@ from postlib.attention.linformer import (causality_leak, linformer_attention, li
                                          mean_pool_projection, random_projection, rank_for_energy, singular_values)
 from postlib.testing import rel_rms
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Thousands of tiny ops: one thread avoids thread hand-off costs on a busy, shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 

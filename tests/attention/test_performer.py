@@ -10,13 +10,6 @@ from postlib.attention.performer import (gaussian_projection, kernel_estimate, p
                                          performer_features, softmax_kernel_features)
 from postlib.testing import rel_rms
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Thousands of tiny ops: one thread avoids thread hand-off costs on a busy, shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 

@@ -11,13 +11,6 @@ from postlib.attention.reformer import (collision_probability, hyperplane_collis
 from postlib.attention.reversible import ReversibleBlock, ReversibleSequence, saved_activation_bytes
 from postlib.testing import rel_rms
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Thousands of tiny ops: one thread avoids thread hand-off costs on a busy, shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 
