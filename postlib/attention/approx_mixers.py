@@ -21,6 +21,13 @@ from .performer import KERNELS, gaussian_projection, performer_features
 from .reformer import lsh_attention
 
 
+def _working_set(module, batch: int, length: int, dtype, per_head_per_token: int) -> int:
+    """Bytes for ``postlib.bench``'s memory budget: the block's activations (16 of (B, L, d_model))
+    plus what the attention form holds per head and token. An upper bound, not a measurement."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    return itemsize * batch * length * (16 * module.d_model + module.n_heads * per_head_per_token)
+
+
 class _RecurrentStateMixin:
     """Linear-attention state (S, z) per head: constant size, whatever the context length."""
 
@@ -58,6 +65,10 @@ class LinearAttentionMixer(_RecurrentStateMixin, MultiHeadMixer):
         pq, pk = self.features(q, k)
         return linear_attention_features(pq, pk, v, causal=True, backend=self.backend, eps=self.eps)
 
+    def memory_estimate(self, batch, length, dtype):
+        # Worst backend (prefix sums) holds a (feature_dim × head_dim) state per token; never L × L.
+        return _working_set(self, batch, length, dtype, self.feature_dim * (self.head_dim + 1))
+
 
 @register_mixer("performer", family="attention", causal=True,
                 summary="Performer (Choromanski et al. 2021): FAVOR+ positive orthogonal random features for softmax.")
@@ -91,6 +102,10 @@ class PerformerMixer(_RecurrentStateMixin, MultiHeadMixer):
         pq, pk = self.features(q, k)
         return linear_attention_features(pq, pk, v, causal=True, eps=self.eps if self.kernel == "positive" else 0.0)
 
+    def memory_estimate(self, batch, length, dtype):
+        # Random features (m per token) plus the prefix-sum state (m × head_dim per token, worst case).
+        return _working_set(self, batch, length, dtype, self.num_features * (self.head_dim + 2))
+
 
 @register_mixer("linformer", family="attention", causal=False,
                 summary="Linformer (Wang et al. 2020): keys and values projected to rank k along the length axis.")
@@ -114,6 +129,9 @@ class LinformerMixer(MultiHeadMixer):
             raise ValueError(f"x has length {L} > max_length {self.max_length}: the projections E, F have "
                              f"shape (rank, max_length); build the mixer with a larger max_length")
         return linformer_attention(q, k, v, self.E[:, :L], self.F[:, :L])
+
+    def memory_estimate(self, batch, length, dtype):
+        return _working_set(self, batch, length, dtype, 3 * self.rank)   # (L × k) scores, no L × L
 
 
 @register_mixer("reformer", family="attention", causal=False,
@@ -148,6 +166,10 @@ class ReformerMixer(MultiHeadMixer):
         out = lsh_attention(qk, v, self.n_buckets, self.n_hashes, self.chunk_size, causal=self.causal_mask, seed=seed)
         return self.merge_heads(out)
 
+    def memory_estimate(self, batch, length, dtype):
+        # Each hash round scores every query against its chunk and the one before it.
+        return _working_set(self, batch, length, dtype, self.n_hashes * (2 * self.chunk_size + 4 * self.head_dim))
+
 
 @register_mixer("lola", family="attention", causal=True,
                 summary="LoLA-style hybrid (McDermott et al. 2025): linear attention + sliding window + sparse cache "
@@ -165,6 +187,9 @@ class LolaMixer(MultiHeadMixer):
 
     def attend(self, q, k, v):
         return lola_attention(q, k, v, self.window, self.sparse, self.eps)
+
+    def memory_estimate(self, batch, length, dtype):
+        return _working_set(self, batch, length, dtype, (self.window + self.sparse + self.head_dim) * self.head_dim)
 
     def init_state(self, batch_size, device=None, dtype=None):
         return init_cache(batch_size, self.n_heads, self.window + self.sparse, self.head_dim,
