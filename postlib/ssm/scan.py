@@ -19,7 +19,7 @@ Backends, all equal to ``"sequential"`` (tests/ssm/test_scan.py):
 * ``"triton"``      ``postlib.kernels.selective_scan`` (CUDA, or CPU under TRITON_INTERPRET=1).
 * ``"auto"``        Triton on CUDA; on CPU the crossover measured in
                     postlib/bench/results/cpu_scan_crossover.json: the loop for short L, parallel while
-                    batch·dim·N is small, chunked in the middle, the loop again for large states.
+                    batch·dim·N is small, chunked beyond (it never holds (batch, dim, L, N)).
 """
 from __future__ import annotations
 
@@ -33,11 +33,10 @@ from .._checks import check_choice, check_same, check_tensor
 BACKENDS = ("auto", "sequential", "parallel", "chunked", "triton")
 # CPU crossover (bench/results/cpu_scan_crossover.json, L = 4096, N = 16): the parallel scan wins
 # while batch·dim·N is small (Python overhead dominates the loop); its (batch, dim, L, N) tensors
-# make it memory-bound beyond ~2^8 states, where the chunked form (2√L + √L steps on
-# (batch, dim, √L, N)) takes over; past ~2^11 states each op of the loop is already big enough
-# that its overhead no longer matters, and the chunked form's two passes cost more than they save.
-PARALLEL_MAX_STATES = 256
-CHUNKED_MAX_STATES = 2048
+# make it memory-bound beyond ~2^9 states, where the chunked form (2√L + √L steps on
+# (batch, dim, √L, N)) takes over and stays ahead of the loop up to the largest state measured
+# (dim 512: about 2x on an idle 2-core CPU; on a heavily loaded one the two tie).
+PARALLEL_MAX_STATES = 512
 SEQUENTIAL_MAX_LENGTH = 48
 
 
@@ -100,7 +99,7 @@ def pick_backend(u: torch.Tensor, N: int) -> str:
     states = u.shape[0] * u.shape[1] * N
     if states <= PARALLEL_MAX_STATES:
         return "parallel"
-    return "chunked" if states <= CHUNKED_MAX_STATES else "sequential"
+    return "chunked"
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, *,

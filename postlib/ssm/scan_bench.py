@@ -88,10 +88,17 @@ def ratios(rows: list[dict]) -> list[dict]:
 
 def record(path=None, **kw):
     from ..bench import RESULTS_DIR, provenance, save_results
+    import os
+    # torch's default thread count (all cores) is what a reader gets; with one thread the loop's tiny ops
+    # get cheaper and the chunked form only ties it at dim >= 256 (seen on the 2-core build machine).
+    kw.setdefault("threads", torch.get_num_threads())
+    load_before = os.getloadavg()[0]
     rows = crossover(progress=True, **kw)
-    notes = ("Selective scan forward, fp32, batch 1, N 16, L 4096, no autograd. Each round times every form once in "
-             "a rotating order; time_ms is the median over rounds (times_ms lists them all). Recorded on a 2-core "
-             "CPU shared with other jobs: timings are noisy, compare forms within a row, not across files. "
+    notes = ("Selective scan forward, fp32, batch 1, N 16, L 4096, no autograd, "
+             f"{kw['threads']} torch thread(s). Each round times every form once in "
+             "a rotating order; time_ms is the median over rounds (times_ms lists them all). Load average "
+             f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run: on a busy machine compare forms "
+             "within a row, not across files. "
              "'auto' is selective_scan(backend='auto'); 'picked' is the form it chose. 'mambapy pscan' is the "
              "mambapy package's Blelloch scan with the same Δ/A/B/C preparation around it.")
     return save_results(rows, path or RESULTS_DIR / "cpu_scan_crossover.json",

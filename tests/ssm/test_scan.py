@@ -105,9 +105,10 @@ def test_cross_check_accelerated_scan_reference():
 
 def test_auto_picks_by_state_size():
     assert pick_backend(torch.zeros(1, 16, 128), 16) == "parallel"
-    assert pick_backend(torch.zeros(1, 32, 128), 16) == "chunked"
+    assert pick_backend(torch.zeros(1, 32, 128), 16) == "parallel"
+    assert pick_backend(torch.zeros(1, 64, 128), 16) == "chunked"
     assert pick_backend(torch.zeros(1, 128, 128), 16) == "chunked"
-    assert pick_backend(torch.zeros(1, 512, 128), 16) == "sequential"
+    assert pick_backend(torch.zeros(1, 512, 128), 16) == "chunked"
     assert pick_backend(torch.zeros(1, 16, 8), 16) == "sequential"
 
 
