@@ -142,3 +142,11 @@ def test_static_sliders_step_through_frames(site):
             checked += changed is True
         assert not record["page"], record["page"][:3]
     assert checked >= 1, "no chapter has an animated (framed) figure"
+
+
+def test_markdown_printed_by_cells_is_rendered(built_book):
+    """A paper-vs-ours table printed with IPython's Markdown must be a table, not pipes in a text box."""
+    for f in toc_files():
+        html = (built_book / f"{f}.html").read_text()
+        for output in re.findall(r'<div class="cell_output docutils container">(.*?)</div>\s*</div>', html, flags=re.S):
+            assert "|---|" not in output, f"{f}: a cell printed a markdown table that was not rendered"
