@@ -34,7 +34,7 @@ dashboard: install
 	$(BIN)/python -m apps.serve --port $(PORT) --address $(HOST)
 
 serve: book
-	@echo "Book:      http://$(HOST):$(BOOK_PORT)/intro.html"
+	@echo "Book:      http://$(HOST):$(BOOK_PORT)/"
 	@echo "Dashboard: http://$(HOST):$(PORT)/dashboard"
 	@$(BIN)/python -m http.server $(BOOK_PORT) --bind $(HOST) --directory _build/html > /dev/null 2>&1 & \
 	  trap "kill $$! 2>/dev/null" EXIT INT TERM; \
