@@ -43,7 +43,9 @@ def test_first_cell_installs_postlib_on_colab_from_the_configured_repository(md)
     nb = jupytext.read(md)
     first = next(c for c in nb.cells if c.cell_type == "code").source
     assert "google.colab" in first and repo in first, f"{md.name}: first cell must install from {repo} on Colab"
-    assert "torch" not in first.split("pip", 1)[1].split("\n")[0], "the install cell must not reinstall torch"
+    pip_line = first.split("pip", 1)[1].split("\n")[0]
+    assert "torch" not in pip_line, "the install cell must not reinstall torch"
+    assert "[book]" not in pip_line, "Colab needs the library, not the book-building toolchain (sphinx, jupyter-book)"
     assert "from postlib.book import setup" in first
 
 
