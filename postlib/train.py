@@ -35,6 +35,7 @@ class TrainResult:
     steps: int = 0
     seconds: float = 0.0
     parameters: int = 0
+    model: object = field(default=None, repr=False, compare=False)   # the trained SequenceModel (eval mode)
 
 
 def masked_accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
@@ -90,4 +91,4 @@ def train_on_task(mixer: str, train_data, test_data, vocab_size: int, *, d_model
     model.eval()
     with torch.no_grad():
         accs = [masked_accuracy(model(x_test[i:i + 256]), y_test[i:i + 256]) for i in range(0, len(x_test), 256)]
-    return TrainResult(mixer, float(sum(accs) / len(accs)), losses, steps, seconds, model.num_parameters())
+    return TrainResult(mixer, float(sum(accs) / len(accs)), losses, steps, seconds, model.num_parameters(), model)

@@ -87,3 +87,13 @@ def test_training_learns_a_trivial_copy_task():
                            batch_size=32, lr=1e-2, max_length=3, device="cpu")
     assert result.accuracy > 0.9, result
     assert result.losses[-1][1] < result.losses[0][1]
+    assert result.model is not None and not result.model.training   # the trained model comes back, in eval mode
+
+
+def test_recall_model_maps_are_softmax_maps_of_the_trained_model():
+    from postlib.viz.approx_lowrank import recall_model_maps
+    maps, loss = recall_model_maps(n_pairs=2, steps=20, d_model=16, n_heads=2)
+    assert maps.shape == (2 * 4 * 2, 6, 6)                           # layers · batch · heads, L, L
+    torch.testing.assert_close(maps.sum(-1), torch.ones(maps.shape[:2], dtype=maps.dtype))
+    assert torch.triu(maps, diagonal=1).abs().max() == 0           # causal
+    assert loss > 0

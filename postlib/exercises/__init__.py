@@ -14,11 +14,21 @@ from __future__ import annotations
 import traceback
 from typing import Callable, Iterable
 
-__all__ = ["Mismatch", "run_checker"]
+__all__ = ["Mismatch", "expect_tensor", "run_checker"]
 
 
 class Mismatch(Exception):
     """Raised inside a checker's cases: the learner's answer is wrong; the message is the hint."""
+
+
+def expect_tensor(out, what: str, shape):
+    """The learner's ``out`` must be a tensor of ``shape``; otherwise a :class:`Mismatch` naming ``what``."""
+    import torch
+    if not isinstance(out, torch.Tensor):
+        raise Mismatch(f"{what} should be a torch.Tensor, got {type(out).__name__}.")
+    if tuple(out.shape) != tuple(shape):
+        raise Mismatch(f"{what} should have shape {tuple(shape)}, got {tuple(out.shape)}.")
+    return out
 
 
 def run_checker(title: str, fn, cases: Callable[[Callable], Iterable[str] | None]) -> bool:

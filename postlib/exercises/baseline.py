@@ -24,7 +24,7 @@ import torch
 from ..attention.derive import attention_costs
 from ..attention.flash import online_softmax_update
 from ..attention.softmax import causal_mask, softmax_attention
-from . import Mismatch, run_checker
+from . import Mismatch, run_checker, expect_tensor
 
 # (batch, heads, L_q, L_k, head_dim, head_dim_v): length 1, primes, L_q ≠ L_k, D ≠ D_v.
 ATTENTION_SHAPES = [(1, 1, 1, 1, 4, 4), (2, 3, 7, 7, 8, 8), (1, 2, 5, 13, 16, 6), (1, 1, 100, 63, 32, 32)]
@@ -39,12 +39,6 @@ def _qkv(shape, seed, scale=1.0):
     return q, k, v
 
 
-def _as_tensor(out, what: str, shape) -> torch.Tensor:
-    if not isinstance(out, torch.Tensor):
-        raise Mismatch(f"{what} should be a torch.Tensor, got {type(out).__name__}.")
-    if tuple(out.shape) != tuple(shape):
-        raise Mismatch(f"{what} should have shape {tuple(shape)}, got {tuple(out.shape)}.")
-    return out
 
 
 def _close(a, b, tol=1e-9) -> bool:
@@ -57,7 +51,7 @@ def _attention_cases(fn):
     for i, shape in enumerate(ATTENTION_SHAPES):
         q, k, v = _qkv(shape, seed=i)
         b, h, lq, lk, d, dv = shape
-        out = _as_tensor(fn(q.clone(), k.clone(), v.clone()), f"the output for q {tuple(q.shape)}, "
+        out = expect_tensor(fn(q.clone(), k.clone(), v.clone()), f"the output for q {tuple(q.shape)}, "
                          f"k {tuple(k.shape)}, v {tuple(v.shape)}", (b, h, lq, dv))
         ref = softmax_attention(q, k, v)
         if _close(out, ref):
@@ -88,7 +82,7 @@ def check_softmax_attention(fn) -> bool:
 
 def _mask_cases(fn):
     for lq, lk in [(7, 7), (13, 13), (1, 1), (3, 8), (1, 5)]:
-        mask = _as_tensor(fn(lq, lk), f"the mask for length_q={lq}, length_k={lk}", (lq, lk))
+        mask = expect_tensor(fn(lq, lk), f"the mask for length_q={lq}, length_k={lk}", (lq, lk))
         if mask.dtype != torch.bool:
             raise Mismatch(f"return a boolean tensor (True = may attend), got dtype {mask.dtype}.")
         ref = causal_mask(lq, lk)
@@ -134,9 +128,9 @@ def _merge_cases(fn):
         if not (isinstance(out, (tuple, list)) and len(out) == 3):
             raise Mismatch("return the three merged statistics as a tuple (m, l, acc).")
         m, l, acc = out
-        m = _as_tensor(m, "m", a[0].shape)
-        l = _as_tensor(l, "l", a[1].shape)
-        acc = _as_tensor(acc, "acc", a[2].shape)
+        m = expect_tensor(m, "m", a[0].shape)
+        l = expect_tensor(l, "l", a[1].shape)
+        acc = expect_tensor(acc, "acc", a[2].shape)
         if not (torch.isfinite(m).all() and torch.isfinite(l).all() and torch.isfinite(acc).all()):
             raise Mismatch(f"with {what} your statistics contain NaN or inf. Which reference point keeps every "
                            "exponent ≤ 0, and what should a block with no keys contribute?")
@@ -172,11 +166,11 @@ def _kv_cases(fn):
             if not (isinstance(out, (tuple, list)) and len(out) == 2):
                 raise Mismatch("return a pair (out_t, new_cache).")
             y, cache = out
-            y = _as_tensor(y, f"out_t at step {t}", (b, h, 1, dv))
+            y = expect_tensor(y, f"out_t at step {t}", (b, h, 1, dv))
             if not (isinstance(cache, dict) and {"k", "v"} <= set(cache)):
                 raise Mismatch("new_cache should be a dict with keys 'k' and 'v', like the cache you were given.")
-            _as_tensor(cache["k"], f"new_cache['k'] after {t + 1} steps", (b, h, t + 1, d))
-            _as_tensor(cache["v"], f"new_cache['v'] after {t + 1} steps", (b, h, t + 1, dv))
+            expect_tensor(cache["k"], f"new_cache['k'] after {t + 1} steps", (b, h, t + 1, d))
+            expect_tensor(cache["v"], f"new_cache['v'] after {t + 1} steps", (b, h, t + 1, dv))
             if not _close(y, ref[:, :, t:t + 1]):
                 hint = ("" if t == 0 else " The first step was right: which keys may token t see, and are "
                         "they all in the cache when you attend?")

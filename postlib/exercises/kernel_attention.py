@@ -21,7 +21,7 @@ import torch
 
 from ..attention.linear import apply_feature_map, causal_chunked, linear_attention
 from ..attention.performer import gaussian_projection, softmax_kernel_features
-from . import Mismatch, run_checker
+from . import Mismatch, run_checker, expect_tensor
 
 SHAPES = [(1, 1, 1, 4, 4), (2, 3, 7, 8, 5), (1, 2, 63, 16, 16)]     # (B, H, L, D, Dv)
 
@@ -35,11 +35,7 @@ def _qkv(shape, seed):
 
 
 def _tensor(out, what, shape):
-    if not isinstance(out, torch.Tensor):
-        raise Mismatch(f"{what} should be a torch.Tensor, got {type(out).__name__}.")
-    if tuple(out.shape) != tuple(shape):
-        raise Mismatch(f"{what} should have shape {tuple(shape)}, got {tuple(out.shape)}.")
-    return out.double()
+    return expect_tensor(out, what, shape).double()
 
 
 def _close(a, b, tol=1e-8):

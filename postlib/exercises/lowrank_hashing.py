@@ -16,19 +16,13 @@ import torch
 
 from ..attention.linformer import linformer_attention, random_projection
 from ..attention.reformer import lsh_hash
-from . import Mismatch, run_checker
+from . import Mismatch, run_checker, expect_tensor
 
 
 def _randn(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-def _tensor(out, what, shape):
-    if not isinstance(out, torch.Tensor):
-        raise Mismatch(f"{what} should be a torch.Tensor, got {type(out).__name__}.")
-    if tuple(out.shape) != tuple(shape):
-        raise Mismatch(f"{what} should have shape {tuple(shape)}, got {tuple(out.shape)}.")
-    return out
 
 
 def check_linformer(fn) -> bool:
@@ -37,7 +31,7 @@ def check_linformer(fn) -> bool:
         for i, (L, r, d) in enumerate(((1, 1, 4), (7, 3, 8), (63, 16, 16))):
             q, k, v = (_randn(2, 2, L, d, seed=10 * i + j) for j in range(3))
             E, F = random_projection(r, L, i), random_projection(r, L, i + 100)
-            out = _tensor(fn(q, k, v, E, F), f"the output for L = {L}, k = {r}", (2, 2, L, d)).double()
+            out = expect_tensor(fn(q, k, v, E, F), f"the output for L = {L}, k = {r}", (2, 2, L, d)).double()
             ref = linformer_attention(q, k, v, E, F)
             if torch.allclose(out, ref, atol=1e-9):
                 continue
@@ -55,7 +49,7 @@ def check_best_rank_k(fn) -> bool:
     def cases(fn):
         for i, (n, r) in enumerate(((1, 1), (6, 2), (17, 5))):
             P = torch.softmax(_randn(n, n, seed=i) * 2, -1)
-            out = _tensor(fn(P.clone(), r), f"P_k for a ({n}, {n}) matrix and k = {r}", (n, n)).double()
+            out = expect_tensor(fn(P.clone(), r), f"P_k for a ({n}, {n}) matrix and k = {r}", (n, n)).double()
             sv = torch.linalg.svdvals(P)
             best = sv[r:].pow(2).sum().sqrt()
             if torch.linalg.matrix_rank(out, atol=1e-8) > r:
@@ -72,7 +66,7 @@ def check_lsh_hash(fn) -> bool:
     def cases(fn):
         for i, (L, d, b) in enumerate(((1, 4, 2), (9, 8, 6), (50, 16, 16))):
             x, R = _randn(L, d, seed=i), _randn(1, d, b // 2, seed=i + 7)
-            out = _tensor(fn(x, R[0]), f"buckets for x ({L}, {d}) and R ({d}, {b // 2})", (L,))
+            out = expect_tensor(fn(x, R[0]), f"buckets for x ({L}, {d}) and R ({d}, {b // 2})", (L,))
             ref = lsh_hash(x, b, 1, rotations=R)[0]
             if torch.equal(out.long(), ref):
                 continue
@@ -87,7 +81,7 @@ def check_sort_by_bucket(fn) -> bool:
     def cases(fn):
         for i, L in enumerate((1, 8, 31)):
             buckets = torch.randint(0, 4, (L,), generator=torch.Generator().manual_seed(i))
-            out = _tensor(fn(buckets.clone()), f"order for {L} buckets", (L,)).long()
+            out = expect_tensor(fn(buckets.clone()), f"order for {L} buckets", (L,)).long()
             ref = torch.argsort(buckets * L + torch.arange(L))
             if torch.equal(out, ref):
                 continue
@@ -110,7 +104,7 @@ def check_reversible_inverse(fn) -> bool:
                 got = fn(y1.clone(), y2.clone(), f, g)
             if not (isinstance(got, tuple) and len(got) == 2):
                 raise Mismatch("return a tuple (x1, x2).")
-            a, b = (_tensor(t, n, (3, 6)).double() for t, n in zip(got, ("x1", "x2")))
+            a, b = (expect_tensor(t, n, (3, 6)).double() for t, n in zip(got, ("x1", "x2")))
             if torch.allclose(b, x2, atol=1e-10) and not torch.allclose(a, x1, atol=1e-10):
                 raise Mismatch("x2 is right; x1 comes from y1 and f of the *recovered* x2.")
             if not torch.allclose(b, x2, atol=1e-10):

@@ -181,24 +181,15 @@ def trained_attention_maps(model, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def recall_model_maps(n_pairs: int = 6, steps: int = 300, d_model: int = 64, n_heads: int = 2, seed: int = 0):
-    """Train a small 2-layer softmax ``SequenceModel`` on associative recall (the same recipe as
-    ``postlib.train``: AdamW, clipped gradients) and return its attention maps on held-out sequences,
-    plus the final training loss — "real" attention matrices for the spectrum figure."""
-    from ..models import SequenceModel
+    """Train a small 2-layer softmax ``SequenceModel`` on associative recall with ``postlib.train``'s
+    one recipe and return its attention maps on held-out sequences, plus the final training loss —
+    "real" attention matrices for the spectrum figure."""
     from ..tasks import associative_recall
-    from ..train import seed_everything, sequence_loss
-    seed_everything(seed)
-    x, y, vocab = associative_recall(4000, n_pairs=n_pairs, n_keys=4 * n_pairs, n_values=4 * n_pairs, seed=seed)
-    model = SequenceModel("softmax", vocab, d_model=d_model, n_layers=2, max_length=x.shape[1],
-                          mixer_config={"n_heads": n_heads})
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
-        idx = torch.randint(0, len(x), (64,), generator=g)
-        loss = sequence_loss(model(x[idx]), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-    x_test, _, _ = associative_recall(4, n_pairs=n_pairs, n_keys=4 * n_pairs, n_values=4 * n_pairs, seed=seed + 1)
-    return trained_attention_maps(model, x_test), float(loss.detach())
+    from ..train import train_on_task
+    task = dict(n_pairs=n_pairs, n_keys=4 * n_pairs, n_values=4 * n_pairs)
+    x, y, vocab = associative_recall(4000, seed=seed, **task)
+    x_test, y_test, _ = associative_recall(256, seed=seed + 1, **task)
+    result = train_on_task("softmax", (x, y), (x_test, y_test), vocab, d_model=d_model, n_layers=2, steps=steps,
+                           batch_size=64, seed=seed, device="cpu", max_length=x.shape[1],
+                           mixer_config={"n_heads": n_heads})
+    return trained_attention_maps(result.model, x_test[:4]), result.losses[-1][1]
