@@ -3,9 +3,10 @@
     PYTHONPATH=. python -m postlib.kernels.gpu_check --out postlib/bench/results/gpu_check.json [--quick]
 
 Runs from the source tree with no install; needs only torch, triton and numpy.
-Each module in ``KERNEL_MODULES`` defines ``gpu_check(device, quick) -> list[dict]``;
-a row with ``ok: False`` is a failed correctness check. Modules that do not
-exist yet are skipped with a recorded note. Writes a JSON file (rows plus
+Every module in ``postlib/kernels/`` that defines ``gpu_check(device, quick) -> list[dict]``
+is run (``kernel_modules()`` finds them, so a new kernel needs no edit here);
+a row with ``ok: False`` is a failed correctness check. A module named with
+``--modules`` that does not exist is skipped with a recorded note. Writes a JSON file (rows plus
 provenance: GPU name, capability, versions, date), prints a summary table and
 exits 1 if any check failed, 2 if there is no CUDA device.
 
@@ -24,7 +25,19 @@ import time
 import traceback
 from pathlib import Path
 
-KERNEL_MODULES = ["postlib.kernels.flash_fwd", "postlib.kernels.selective_scan", "postlib.kernels.linear_attention"]
+KERNELS_PACKAGE = "postlib.kernels"
+
+
+def kernel_modules() -> list[str]:
+    """Every kernel module that defines ``gpu_check``, found by reading the source (no Triton import needed)."""
+    folder = Path(__file__).resolve().parent
+    names = []
+    for path in sorted(folder.glob("*.py")):
+        if path.stem.startswith("_") or path.stem == "gpu_check":
+            continue
+        if "\ndef gpu_check(" in path.read_text(encoding="utf-8"):
+            names.append(f"{KERNELS_PACKAGE}.{path.stem}")
+    return names
 
 NO_CUDA_EXIT = 2
 
@@ -80,7 +93,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer shapes and lengths")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes on CPU through the Triton interpreter (tests the script, not a GPU)")
-    parser.add_argument("--modules", default=None, help="comma-separated subset of KERNEL_MODULES (or others)")
+    parser.add_argument("--modules", default=None, help="comma-separated module names (default: every kernel module with gpu_check)")
     args = parser.parse_args(argv)
 
     if args.smoke:
@@ -98,7 +111,7 @@ def main(argv=None) -> int:
         device = "cuda"
     from ..bench.core import provenance
 
-    names = [m.strip() for m in args.modules.split(",")] if args.modules else KERNEL_MODULES
+    names = [m.strip() for m in args.modules.split(",")] if args.modules else kernel_modules()
     modules: dict[str, str] = {}
     rows: list[dict] = []
     t0 = time.perf_counter()

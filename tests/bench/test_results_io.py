@@ -39,14 +39,14 @@ def test_save_and_load_errors(tmp_path):
         load_results(tmp_path / "bad.json")
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "postlib.bench", "--quiet", "--repeats", "1", *args],
+def _cli(experiment, *args):
+    return subprocess.run([sys.executable, "-m", "postlib.bench", experiment, "--quiet", "--repeats", "1", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 def test_cli_mixers_smoke(tmp_path):
     out = tmp_path / "mixers.json"
-    proc = _cli("--mixers", "softmax", "--lengths", "4,9", "--d-model", "8", "--modes", "forward", "--out", str(out),
+    proc = _cli("mixers", "--mixers", "softmax", "--lengths", "4,9", "--d-model", "8", "--modes", "forward", "--out", str(out),
                 "--config", '{"softmax": {"n_heads": 2}}', "--threads", "1")
     assert proc.returncode == 0, proc.stderr
     doc = load_results(out)
@@ -57,7 +57,7 @@ def test_cli_mixers_smoke(tmp_path):
 
 def test_cli_memory_wall_smoke(tmp_path):
     out = tmp_path / "wall.json"
-    proc = _cli("--memory-wall", "--lengths", "32,64", "--head-dim", "8", "--block-size", "16", "--out", str(out))
+    proc = _cli("memory-wall", "--lengths", "32,64", "--head-dim", "8", "--block-size", "16", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     doc = load_results(out)
     assert {r["name"] for r in doc["rows"]} == {"softmax_attention", "flash_attention (torch)"}
@@ -65,5 +65,5 @@ def test_cli_memory_wall_smoke(tmp_path):
 
 
 def test_cli_rejects_bad_lengths():
-    proc = _cli("--lengths", "4,x")
+    proc = _cli("mixers", "--lengths", "4,x")
     assert proc.returncode == 2 and "comma-separated integers" in proc.stderr

@@ -1,0 +1,9 @@
+"""Recurrent causal models: RNNs that train in parallel and decode in constant memory.
+
+RWKV's WKV operator (part 5), and one decayed linear recurrence shared by linear
+attention, RetNet's retention, RWKV-6-style gated forms and Mamba-2's SSD, plus
+Transformer-XL's segment memory (part 6). Importing this package registers its mixers.
+"""
+# --- part 5: RWKV (wkv.py, rwkv.py) ---
+
+# --- part 6: retention, RetNet, Transformer-XL ---
