@@ -102,9 +102,12 @@ class ConvMixerMixer(Mixer):
 
     def memory_estimate(self, batch: int, length: int, dtype: torch.dtype, mode: str = "forward") -> int:
         """Upper bound on one call's peak bytes (CONTRACTS §1): about ten (B, L, d) activations (padded
-        copy, convolution, GELU, norms, residual, pointwise); ×3 with a backward pass."""
+        copy, convolution, GELU, norms, residual, pointwise); a backward pass doubles them and adds the
+        parameters' gradients. Held to ``postlib.bench.peak_memory`` in tests/mixing/test_convmixer.py."""
         if mode not in ("forward", "forward_backward"):
             raise ValueError(f"mode must be 'forward' or 'forward_backward', got {mode!r}")
         item = torch.empty((), dtype=dtype).element_size()
-        acts = 10 * batch * (length + self.kernel_size) * self.d_model
-        return int(acts * item * (3 if mode == "forward_backward" else 1)) + (1 << 16)
+        acts = 10 * batch * (length + self.kernel_size) * self.d_model * item + (1 << 16)
+        if mode == "forward":
+            return int(acts)
+        return int(2 * acts) + sum(p.numel() for p in self.parameters()) * item

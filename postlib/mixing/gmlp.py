@@ -116,9 +116,13 @@ class GMLPMixer(Mixer):
 
     def memory_estimate(self, batch: int, length: int, dtype: torch.dtype, mode: str = "forward") -> int:
         """Upper bound on one call's peak bytes (CONTRACTS §1): the (B, L, d_ffn) activations (projection,
-        GELU, halves, norm, gate, product) and the masked (L × L) weight; ×3 with a backward pass."""
+        GELU, halves, norm, gate, product) and the masked (L × L) weight; a backward pass triples them
+        and adds the parameters' gradients (W alone is max_len²). Held to ``postlib.bench.peak_memory``
+        in tests/mixing/test_gmlp.py."""
         if mode not in ("forward", "forward_backward"):
             raise ValueError(f"mode must be 'forward' or 'forward_backward', got {mode!r}")
         item = torch.empty((), dtype=dtype).element_size()
-        acts = batch * length * (4 * self.d_ffn + 2 * self.d_model) + 3 * length * length
-        return int(acts * item * (3 if mode == "forward_backward" else 1)) + (1 << 16)
+        acts = (batch * length * (4 * self.d_ffn + 2 * self.d_model) + 3 * length * length) * item + (1 << 16)
+        if mode == "forward":
+            return int(acts)
+        return int(3 * acts) + sum(p.numel() for p in self.parameters()) * item

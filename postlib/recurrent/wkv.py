@@ -90,6 +90,10 @@ def check_wkv_inputs(w, u, k, v, state=None) -> None:
                          f"time_decay with w = exp(time_decay)), got values such as {bad}")
     if not bool(torch.isfinite(u).all()):
         raise ValueError("u (the bonus for the current token) must be finite")
+    for name, x in (("k", k), ("v", v)):
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} must be finite: the chunked forms would carry a NaN or inf back to earlier "
+                             f"tokens of its chunk (found non-finite values in {name})")
     if state is not None:
         if not isinstance(state, tuple) or len(state) != 3:
             raise TypeError("state must be a WKVState(num, den, shift), e.g. from init_wkv_state or return_state=True")
@@ -328,7 +332,7 @@ def wkv(w, u, k, v, *, backend: str = "auto", state: WKVState | None = None, ret
         return_state: also return the state after the last token.
     Returns (batch, length, channels) in k's dtype (computed in fp32, or fp64 for fp64 inputs)
     [, the final ``WKVState``]. Every backend equals ``wkv_definition`` (tests/recurrent/test_wkv.py).
-    Non-finite k or v at position t never changes outputs before t (the forms are causal).
+    Non-finite k or v are refused with a ValueError (a chunk's shared maximum would carry them backwards).
     """
     check_choice(backend, "backend", BACKENDS)
     check_wkv_inputs(w, u, k, v, state)
