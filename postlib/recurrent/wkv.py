@@ -32,6 +32,7 @@ official kernel's (aa, bb, pp). ``wkv(x[:, :n]) then wkv(x[:, n:], state=...)`` 
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -91,7 +92,9 @@ def check_wkv_inputs(w, u, k, v, state=None) -> None:
     if not bool(torch.isfinite(u).all()):
         raise ValueError("u (the bonus for the current token) must be finite")
     for name, x in (("k", k), ("v", v)):
-        if not bool(torch.isfinite(x).all()):
+        # One reduction: a finite sum means every entry is finite (an overflowing sum of finite entries
+        # is settled by the exact, slower check).
+        if not math.isfinite(float(x.detach().sum())) and not bool(torch.isfinite(x).all()):
             raise ValueError(f"{name} must be finite: the chunked forms would carry a NaN or inf back to earlier "
                              f"tokens of its chunk (found non-finite values in {name})")
     if state is not None:
@@ -242,16 +245,16 @@ def chunk_plan(w, u, k, dtype) -> tuple[int, torch.dtype] | None:
 
     Inside a chunk every term is taken relative to the chunk's largest exponent; a row's own largest
     term can lie below it by at most spread(k) + T·max(w) + max(0, −min(u)) (see ``_wkv_chunked``).
-    T is the longest chunk that keeps that gap inside ``EXP_RANGE``: in fp32 when T ≥ 16 allows it
-    (small decays), else in fp64 (e.g. T = 29 for the paper's decays, w ≤ e³).
+    T is the longest power-of-two chunk that keeps that gap inside ``EXP_RANGE``: in fp32 when T ≥ 16
+    allows it (small decays), else in fp64 (e.g. T = 16 for the paper's decays, w ≤ e³).
     """
-    k, u, w = k.detach(), u.detach(), w.detach()
-    spread = float(k.max() - k.min()) + max(0.0, -float(u.min()))
-    w_max = float(w.max())
+    lo, hi = torch.aminmax(k.detach())
+    spread = float(hi - lo) + max(0.0, -float(u.detach().min()))
+    w_max = float(w.detach().max())
     for ct in ((torch.float32, torch.float64) if dtype != torch.float64 else (torch.float64,)):
         T = int(min(MAX_CHUNK, (EXP_RANGE[ct] - spread) // w_max)) if EXP_RANGE[ct] > spread else 0
         if T >= (MIN_FP32_CHUNK if ct == torch.float32 else 1):
-            return T, ct
+            return 1 << (T.bit_length() - 1), ct          # a power of two: no padding for most lengths
     return None
 
 
@@ -273,34 +276,44 @@ def _wkv_chunked(w, u, k, v, state, chunk: int, dtype):
     T = chunk
     nc = -(-L // T)
     pad = nc * T - L
-    w, u, k, v = (x.to(dtype) for x in (w, u, k, v))
+    w, u, k, v = (x.to(dtype) for x in (w, u, k, v))     # one conversion: mixed-dtype ops are slow on CPU
     if pad:     # padded tokens get key NEG_INF: weight 0, so they change nothing
         k = torch.nn.functional.pad(k, (0, 0, 0, pad), value=NEG_INF)
         v = torch.nn.functional.pad(v, (0, 0, 0, pad))
     kc, vc = k.view(B, nc, T, C), v.view(B, nc, T, C)
+    # Without autograd, intermediates are overwritten in place: on a CPU, each fresh 16 MB buffer costs
+    # page faults comparable to the arithmetic itself.
+    inplace = not (torch.is_grad_enabled() and any(t.requires_grad for t in (w, u, k, v, *state)))
     z = kc + torch.arange(T, device=k.device, dtype=dtype)[:, None] * w
     m = z.amax(2, keepdim=True)                                       # (B, nc, 1, C)
-    E = torch.exp(z - m)
+    E = z.sub_(m).exp_() if inplace else torch.exp_(z - m)
     Ev = E * vc
-    sum_ev, sum_e = Ev.cumsum(2), E.cumsum(2)                         # inclusive, within the chunk
+    # Exclusive sums Σ_{j<r} within each chunk: a running sum over the T rows, all chunks at once
+    # (T small steps; torch.cumsum along a middle dimension is far slower on CPU, and a shifted
+    # inclusive sum would need two more full copies).
+    past_ev, past_e = torch.empty_like(Ev), torch.empty_like(E)
+    acc_ev, acc_e = torch.zeros_like(Ev[:, :, 0]), torch.zeros_like(E[:, :, 0])
+    for j in range(T):
+        past_ev[:, :, j], past_e[:, :, j] = acc_ev, acc_e
+        acc_ev, acc_e = acc_ev + Ev[:, :, j], acc_e + E[:, :, j]
     # Chunk summaries as of each chunk's last token, carried across chunks (time innermost for the scan).
     P0, A0, B0 = (s.to(dtype)[:, None] for s in (state.shift, state.num, state.den))
     p_el = torch.cat([P0, m[:, :, 0] - (T - 1) * w], 1).transpose(1, 2)
-    a_el = torch.cat([A0, sum_ev[:, :, -1]], 1).transpose(1, 2)
-    b_el = torch.cat([B0, sum_e[:, :, -1]], 1).transpose(1, 2)
+    a_el = torch.cat([A0, acc_ev], 1).transpose(1, 2)
+    b_el = torch.cat([B0, acc_e], 1).transpose(1, 2)
     d_el = torch.cat([torch.zeros_like(w[:, None]), (T * w)[:, None].expand(C, nc)], -1)[None]
     P, A, Bs = (x.transpose(1, 2)[:, :, None] for x in scan_segments(p_el, a_el, b_el, d_el))
     last = WKVState(A[:, -1, 0], Bs[:, -1, 0], P[:, -1, 0] + pad * w)   # undo the padding's decay
     P, A, Bs = P[:, :-1], A[:, :-1], Bs[:, :-1]                       # state entering each chunk
     R = torch.maximum(torch.maximum(P, m + w), u + m)
     alpha, beta, gamma = torch.exp(P - R), torch.exp(m + w - R), torch.exp(u + m - R)
-    # Exclusive sums = inclusive sums of the previous row (a shift, not a subtraction: no cancellation).
-    zero = torch.zeros_like(sum_ev[:, :, :1])
-    past_ev = torch.cat([zero, sum_ev[:, :, :-1]], 2)
-    past_e = torch.cat([zero, sum_e[:, :, :-1]], 2)
-    num = alpha * A + beta * past_ev + gamma * Ev
-    den = alpha * Bs + beta * past_e + gamma * E
-    return (num / den).view(B, nc * T, C)[:, :L], last
+    if inplace:
+        num = past_ev.mul_(beta).add_(alpha * A).addcmul_(gamma, Ev)
+        out = num.div_(past_e.mul_(beta).add_(alpha * Bs).addcmul_(gamma, E))
+    else:
+        num = torch.addcmul(alpha * A, beta, past_ev).addcmul_(gamma, Ev)
+        out = num / torch.addcmul(alpha * Bs, beta, past_e).addcmul_(gamma, E)
+    return out.view(B, nc * T, C)[:, :L], last
 
 
 def _wkv_parallel(w, u, k, v, state):

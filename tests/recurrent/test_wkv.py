@@ -175,3 +175,20 @@ def test_bad_input_names_the_argument():
         wkv(w, u, k, v, state=init_wkv_state(2, 3, dtype=F64))
     with pytest.raises(ValueError, match="backend must be one of"):
         wkv(w, u, k, v, backend="cuda")
+
+
+def test_trace_follows_the_loop_and_the_weights():
+    import numpy as np
+
+    from postlib.recurrent.wkv_trace import wkv_trace
+    w, u, k, v = _inputs(B=1, L=12, C=1)
+    tr = wkv_trace(float(w[0]), float(u[0]), k[0, :, 0], v[0, :, 0])
+    np.testing.assert_allclose(tr["output"], wkv(w, u, k, v, backend="recurrent")[0, :, 0].numpy(), rtol=1e-12)
+    weights = np.exp(tr["log_weights"])
+    np.testing.assert_allclose((weights * tr["v"]).sum(1) / weights.sum(1), tr["output"], rtol=1e-12)
+    # After token t the denominator is Σ_{i≤t} e^{k_i − (t−i)w}: row t+1 of the weights without the bonus, ×e^{-w}.
+    t = 6
+    expect = np.log(np.exp(tr["k"][: t + 1] - (t - np.arange(t + 1)) * float(w[0])).sum())
+    assert tr["log_den"][t] == pytest.approx(expect, rel=1e-12)
+    with pytest.raises(ValueError, match="w must be > 0"):
+        wkv_trace(0.0, 0.0, [1.0], [1.0])
