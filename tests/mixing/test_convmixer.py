@@ -102,3 +102,10 @@ def test_bad_input_names_the_argument():
         ConvMixer2d()(torch.randn(2, 3, 8, 8))
     with pytest.raises(ValueError, match="images must have 4 dimensions"):
         ConvMixer2d()(torch.randn(2, 8, 8))
+
+
+def test_empty_batch_gives_empty_output():
+    m = build_mixer("convmixer", 8)
+    assert m(torch.randn(0, 5, 8)).shape == (0, 5, 8)
+    y, _ = m.step(torch.randn(0, 8), m.init_state(0))
+    assert y.shape == (0, 8)

@@ -105,3 +105,10 @@ def test_memory_estimate_bounds_the_measured_peak(mode, length):
     run = (lambda: m(x)) if mode == "forward" else (lambda: m(x).sum().backward())
     measured = peak_memory(run)
     assert measured <= m.memory_estimate(2, length, torch.float32, mode), measured
+
+
+def test_empty_batch_gives_empty_output():
+    m = build_mixer("gmlp", 8)
+    assert m(torch.randn(0, 5, 8)).shape == (0, 5, 8)
+    y, _ = m.step(torch.randn(0, 8), m.init_state(0))
+    assert y.shape == (0, 8)

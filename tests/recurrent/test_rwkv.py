@@ -97,3 +97,10 @@ def test_run_steps_in_fp32_matches_forward():
     x = torch.randn(1, 50, 24) * 3
     with torch.no_grad():
         torch.testing.assert_close(run_steps(m, x), m(x), rtol=1e-4, atol=1e-5)
+
+
+def test_empty_batch_gives_empty_output():
+    m = build_mixer("rwkv", 8)
+    assert m(torch.randn(0, 5, 8)).shape == (0, 5, 8)
+    y, _ = m.step(torch.randn(0, 8), m.init_state(0))
+    assert y.shape == (0, 8)
