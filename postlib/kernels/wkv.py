@@ -82,6 +82,7 @@ if triton_available():
             num = alpha[None, :] * A[None, :] + beta[None, :] * past_ev + gamma[None, :] * E * v
             den = alpha[None, :] * B[None, :] + beta[None, :] * past_e + gamma[None, :] * E
             lost += tl.sum(tl.where(cur & (den < TINY), 1, 0), axis=0)
+            den = tl.where(cur, den, 1.0)                             # slots past the end: no 0/0
             tl.store(y_ptr + tile + t0 * C, (num / den).to(y_ptr.dtype.element_ty), mask=cur)
             # The chunk's sums as of its last slot (T − 1), then the carry decays over T tokens and adds them.
             P, A, B = _add_scaled(P - BLOCK_T * w, A, B, m - (BLOCK_T - 1) * w,

@@ -192,3 +192,15 @@ def test_trace_follows_the_loop_and_the_weights():
     assert tr["log_den"][t] == pytest.approx(expect, rel=1e-12)
     with pytest.raises(ValueError, match="w must be > 0"):
         wkv_trace(0.0, 0.0, [1.0], [1.0])
+
+
+@pytest.mark.parametrize("L", [1, 16, 29])
+def test_inputs_are_never_modified(L):
+    """The chunked form works in place on its own copies, never on the caller's tensors (regression: a
+    (T, B, nc, C) view of a contiguous input once aliased it)."""
+    w, u, k, v = _inputs(B=1, L=L, C=4)
+    w, u, k, v = (x.float() for x in (w, u, k, v))
+    before = [x.clone() for x in (w, u, k, v)]
+    with torch.no_grad():
+        wkv(w, u, k, v, backend="parallel")
+    assert all(torch.equal(a, b) for a, b in zip(before, (w, u, k, v)))
