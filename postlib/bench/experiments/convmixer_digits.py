@@ -6,8 +6,8 @@ RESULT = "cpu_convmixer_digits.json"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--seconds", type=float, default=60.0, help="stop each model after this much training")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=90.0, help="stop a model early after this much training")
     parser.add_argument("--seed", type=int, default=0)
 
 
