@@ -105,7 +105,7 @@ def test_cached_points_are_reused_across_runs_and_sessions(monkeypatch):
     first.run(background=False)
     assert "already measured (cached)" in first.status.object
     second = ScalingPage(mixers=["softmax"], log2_lengths=TINY)  # autorun finds nothing to do
-    assert second._thread is None
+    assert second._run is None
     assert second.cached_rows() == measured
     assert [16, 32, 64] in _traces_x(second.figure.object)
 
@@ -130,7 +130,7 @@ def test_setting_over_the_memory_budget_is_refused_before_measuring(monkeypatch)
     page.run(background=False)
     assert page.alert.message is not None and page.alert.message.startswith("Refused")
     assert "`softmax` at length 4096" in page.alert.message and "1.0 MiB" in page.alert.message
-    assert not page.running and page._thread is None and page.cached_rows() == []
+    assert not page.running and page._run is None and page.cached_rows() == []
 
 
 def test_budget_estimate_counts_the_backward_pass():
