@@ -36,6 +36,7 @@ import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,6 +111,15 @@ class ServedDashboard:
             time.sleep(0.25)
         raise RuntimeError(f"the dashboard did not answer within {timeout} s:\n{self.output}")
 
+    def pids(self) -> list[int]:
+        import psutil
+
+        try:
+            proc = psutil.Process(self.proc.pid)
+            return [proc.pid] + [p.pid for p in proc.children(recursive=True)]
+        except psutil.Error:
+            return []
+
     def rss_bytes(self) -> int:
         """Resident memory of the server and its forked workers."""
         import psutil
@@ -129,6 +139,27 @@ class ServedDashboard:
                 self.proc.kill()
                 self.proc.wait()
         self._reader.join(timeout=5)
+
+
+def cpu_seconds(pids_of: Callable[[], list[int]]) -> float:
+    """User + system CPU seconds used so far by a set of processes (children included)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids_of():
+        try:
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _browser_pids(exclude: set[int]) -> list[int]:
+    """This process's descendants (Playwright's driver, Chromium) except ``exclude`` (the server)."""
+    import psutil
+
+    return [p.pid for p in psutil.Process().children(recursive=True) if p.pid not in exclude]
 
 
 def free_port() -> int:
@@ -214,18 +245,29 @@ def _stats(values: list[float]) -> dict:
 
 
 async def run_load(url: str, readers: int, *, slider_trials: int = 10, crowd_slider: bool = True,
-                   viewport: tuple[int, int] = (1400, 1000), timeout_s: float = 240) -> dict:
-    """Open ``readers`` contexts at once on ``url``; then a lone reader's slider. Returns the report dict."""
+                   viewport: tuple[int, int] = (1400, 1000), timeout_s: float = 240,
+                   server_pids: Callable[[], list[int]] | None = None) -> dict:
+    """Open ``readers`` contexts at once on ``url``; then a lone reader's slider. Returns the report dict.
+
+    With ``server_pids`` (the served dashboard's processes), the CPU seconds the server and the
+    browsers spent until every reader saw a figure are reported too: on a busy machine they say
+    what the wall-clock times cannot.
+    """
     from playwright.async_api import async_playwright
 
+    server_pids = server_pids or (lambda: [])
     report: dict = {"url": url, "readers": readers, "load_before": os.getloadavg()}
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             opened = [await _open_reader(browser, url, i, viewport, timeout_s) for i in range(readers)]
+            browsers = lambda: _browser_pids(set(server_pids()))  # noqa: E731
+            cpu0 = (cpu_seconds(server_pids), cpu_seconds(browsers))
             t0 = time.monotonic()
             await asyncio.gather(*(_first_figure(r, p, url) for r, _c, p in opened))
             report["all_first_figures_s"] = time.monotonic() - t0
+            report["cpu_s_until_all_figures"] = {"server": cpu_seconds(server_pids) - cpu0[0],
+                                                 "browsers": cpu_seconds(browsers) - cpu0[1]}
             if crowd_slider:
                 await asyncio.gather(*(_slider_trials(r, p, 3, timeout_s) for r, _c, p in opened))
             crowd = [r for r, _c, _p in opened]
@@ -253,6 +295,55 @@ async def run_load(url: str, readers: int, *, slider_trials: int = 10, crowd_sli
     return report
 
 
+def _fetch(url: str, timeout: float) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.read()
+
+
+def _protocol_reader(url: str, timeout_s: float, with_assets: bool) -> tuple[float, float]:
+    """What one reader's browser asks of the server, without rendering: the page (its HTML carries
+    the session's whole document, figures included), then every script and style sheet it names.
+    Returns (seconds until the page arrived, seconds until the assets had too)."""
+    import re
+    from urllib.parse import urljoin
+
+    start = time.monotonic()
+    html = _fetch(url, timeout_s).decode("utf-8", "replace")
+    page_s = time.monotonic() - start
+    if with_assets:
+        for ref in re.findall(r'(?:src|href)="([^"#]+\.(?:js|css)(?:\?[^"]*)?)"', html):
+            _fetch(urljoin(url, ref), timeout_s)
+    return page_s, time.monotonic() - start
+
+
+def run_protocol_load(url: str, readers: int, timeout_s: float = 240, with_assets: bool = True,
+                      server_pids: Callable[[], list[int]] | None = None) -> dict:
+    """``readers`` clients requesting the dashboard at once, without browsers: the server's share alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server_pids = server_pids or (lambda: [])
+    report: dict = {"url": url, "readers": readers, "mode": "protocol", "load_before": os.getloadavg()}
+    cpu0 = cpu_seconds(server_pids)
+    with ThreadPoolExecutor(max_workers=readers) as pool:
+        results = list(pool.map(lambda _i: _protocol_reader(url, timeout_s, with_assets), range(readers)))
+    report["server_cpu_s"] = cpu_seconds(server_pids) - cpu0
+    report["page_s"] = _stats([r[0] for r in results])
+    report["page_and_assets_s"] = _stats([r[1] for r in results])
+    report["load_after"] = os.getloadavg()
+    return report
+
+
+def protocol_summary(report: dict) -> str:
+    page, full = report["page_s"], report["page_and_assets_s"]
+    return "\n".join([
+        f"readers: {report['readers']} (no browsers: HTTP only)   server: {report.get('server_args', 'external')}",
+        f"load average before: {tuple(round(v, 2) for v in report['load_before'])}, "
+        f"after: {tuple(round(v, 2) for v in report['load_after'])}",
+        f"page with its document (s): median {page['median']:.2f}, p90 {page['p90']:.2f}, max {page['max']:.2f}",
+        f"page + scripts and styles (s): median {full['median']:.2f}, p90 {full['p90']:.2f}, max {full['max']:.2f}",
+        f"server CPU: {report['server_cpu_s']:.1f} s ({report['server_cpu_s'] / report['readers']:.2f} per reader)"])
+
+
 def server_problems(log_text: str) -> list[str]:
     """Lines of a server log that report an error (tracebacks, ERROR, unretrieved task exceptions)."""
     keys = ("Traceback", "ERROR", "Task exception was never retrieved", "Exception in callback")
@@ -267,6 +358,12 @@ def summary(report: dict) -> str:
     if ff.get("n"):
         lines.append(f"first figure (s): median {ff['median']:.1f}, p90 {ff['p90']:.1f}, max {ff['max']:.1f} "
                      f"({ff['n']} of {report['readers']} readers)")
+    cpu = report.get("cpu_s_until_all_figures")
+    if cpu:
+        n = report["readers"]
+        lines.append(f"CPU seconds until every reader saw a figure: server {cpu['server']:.1f} "
+                     f"({cpu['server'] / n:.2f} per reader), browsers {cpu['browsers']:.1f} "
+                     f"({cpu['browsers'] / n:.2f} per reader); all figures after {report['all_first_figures_s']:.1f} s")
     if cs.get("n"):
         lines.append(f"slider with the crowd on (ms): median {cs['median']:.0f}, p90 {cs['p90']:.0f} ({cs['n']} moves)")
     if ls.get("n"):
@@ -292,6 +389,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--slider-trials", type=int, default=10, help="slider moves for the lone reader")
     parser.add_argument("--no-crowd-slider", action="store_true", help="skip the slider moves of the crowd")
     parser.add_argument("--viewport", default="1400x1000", help="WIDTHxHEIGHT of each reader's window")
+    parser.add_argument("--protocol", action="store_true",
+                        help="no browsers: each reader only requests the page and its scripts (the server's share)")
     parser.add_argument("--json", type=Path, help="also write the full report here")
     args = parser.parse_args(argv)
     if args.readers < 1:
@@ -315,8 +414,12 @@ def main(argv=None) -> int:
         url += f"?page={args.page}"
     try:
         rss_before = server.rss_bytes() if server else None
-        report = asyncio.run(run_load(url, args.readers, slider_trials=args.slider_trials,
-                                      crowd_slider=not args.no_crowd_slider, viewport=viewport))
+        if args.protocol:
+            report = run_protocol_load(url, args.readers, server_pids=server.pids if server else None)
+        else:
+            report = asyncio.run(run_load(url, args.readers, slider_trials=args.slider_trials,
+                                          crowd_slider=not args.no_crowd_slider, viewport=viewport,
+                                          server_pids=server.pids if server else None))
         report["server_args"] = " ".join(server_args) or "external"
         if server:
             report["rss_before"], report["rss_after"] = rss_before, server.rss_bytes()
@@ -325,7 +428,7 @@ def main(argv=None) -> int:
     finally:
         if server:
             server.close()
-    print(summary(report))
+    print(protocol_summary(report) if args.protocol else summary(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str))
     return 0

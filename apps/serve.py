@@ -36,7 +36,8 @@ WILDCARD_ADDRESSES = ("", "0.0.0.0", "::")
 # A session whose browser has not opened its websocket within this time is dropped; the browser
 # then gets a second, freshly built session. Bokeh's 15 s is too short when 20 readers arrive
 # together on two cores: every late session would be built twice.
-UNUSED_SESSION_LIFETIME_MS = 120_000
+UNUSED_SESSION_LIFETIME_S = 120.0
+BOKEH_CHECK_UNUSED_MS = 17_000
 STATIC_ROUTE = "dashboard-static"          # apps/static: the dashboard's own script and style sheet
 FIGURES_STATIC_ROUTE = "postlib-static"     # postlib/viz/static: the figures' narrow-screen script, when present
 
@@ -116,6 +117,37 @@ def refuse_foreign_hosts(tornado_app, names: set[str]) -> None:
     tornado_app.default_router.rules.insert(0, rule)
 
 
+def _reader_left(context: dict) -> bool:
+    """True for an error that only says a reader's websocket closed before an update reached it."""
+    from tornado.iostream import StreamClosedError
+    from tornado.websocket import WebSocketClosedError
+
+    return isinstance(context.get("exception"), (WebSocketClosedError, StreamClosedError))
+
+
+def ignore_closed_websockets(loop) -> None:
+    """Make ``loop`` drop, at debug level, the errors of updates sent to a reader who has left.
+
+    A reader who closes the tab while the server is sending an update (a slider's new figure,
+    a measurement's progress) leaves Panel's and Tornado's write tasks with a
+    ``WebSocketClosedError`` that no one awaits; asyncio then logs "Task exception was never
+    retrieved" with a traceback. Nothing is lost — the reader is gone — so those are logged at
+    debug level; every other error still reaches the loop's default handler.
+    """
+    previous = loop.get_exception_handler()
+
+    def handler(the_loop, context):
+        if _reader_left(context):
+            log.debug("an update was not delivered: its reader had left (%s)", context.get("message"))
+            return
+        if previous is not None:
+            previous(the_loop, context)
+        else:
+            the_loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 def _is_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -137,12 +169,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None,
                         help="threads per process for building sessions and running callbacks "
                              "(Panel's config.nthreads; default: none, everything on the event loop)")
+    parser.add_argument("--unused-session-lifetime", type=float, default=UNUSED_SESSION_LIFETIME_S,
+                        metavar="SECONDS", help="drop a session whose browser has not connected within this time "
+                                                f"(default {UNUSED_SESSION_LIFETIME_S:.0f})")
     parser.add_argument("--show", action="store_true", help="open the dashboard in a browser")
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
         parser.error(f"--port must be in 1..65535, got {args.port}")
     if args.num_procs < 0:
         parser.error(f"--num-procs must be >= 0, got {args.num_procs}")
+    if not args.unused_session_lifetime > 0:
+        parser.error(f"--unused-session-lifetime must be > 0, got {args.unused_session_lifetime}")
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
     for host in args.public_host:
@@ -155,6 +192,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     elif not _is_address(args.address) and args.address != "localhost":
         args.public_host.append(args.address)  # binding to a name: that name is served
     return args
+
+
+def session_lifetime_options(seconds: float) -> dict[str, int]:
+    """Bokeh's options for dropping unused sessions: the lifetime, and a check at least twice as often."""
+    lifetime_ms = max(1, int(seconds * 1000))
+    return {"unused_session_lifetime_milliseconds": lifetime_ms,
+            "check_unused_sessions_milliseconds": max(1, min(BOKEH_CHECK_UNUSED_MS, lifetime_ms // 2))}
 
 
 def static_dirs() -> dict[str, str]:
@@ -179,16 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     server = pn.serve({PATH: create_app}, port=args.port, address=args.address,
                       websocket_origin=websocket_origins(args.address, args.port, args.public_host),
                       title=TITLE, show=False, start=False, liveness=True, num_procs=args.num_procs,
-                      static_dirs=static_dirs(),
-                      unused_session_lifetime_milliseconds=UNUSED_SESSION_LIFETIME_MS)
+                      static_dirs=static_dirs(), **session_lifetime_options(args.unused_session_lifetime))
     # With --num-procs > 1 every forked process runs this line on its own copy of the app.
     refuse_foreign_hosts(server._tornado, allowed_host_names(args.address, args.public_host))
+    ignore_closed_websockets(server.io_loop.asyncio_loop)
     # Build every page once (in each process), so the first readers find the figures cached; the
     # socket is bound already, and connections wait in its backlog until the loop starts.
     warm_up()
     # Print only once the socket is bound, so whoever reads this line can connect.
-    shown = args.public_host[0] if args.public_host else args.address
-    print(f"Dashboard: http://{shown}:{args.port}/{PATH}", flush=True)
+    local = "127.0.0.1" if args.address in WILDCARD_ADDRESSES else args.address
+    print(f"Dashboard: http://{local}:{args.port}/{PATH}", flush=True)
+    for host in args.public_host:
+        print(f"Also served as: http://{host if ':' in host else f'{host}:{args.port}'}/{PATH}", flush=True)
     if args.show:
         server.io_loop.add_callback(server.show, f"/{PATH}")
     server.start()

@@ -8,7 +8,6 @@ import textwrap
 import panel as pn
 import pytest
 
-from apps import serve
 from apps.dashboard import TITLE, Dashboard, PageSpec, create_app, discover_pages
 
 GOOD_PAGE = '''
@@ -120,12 +119,3 @@ def test_create_app_is_a_fresh_bootstrap_template_per_session(fake_pages):
 
 def test_the_plotly_extension_is_loaded():
     assert "plotly" in pn.extension._loaded_extensions
-
-
-def test_serve_binds_localhost_and_limits_websocket_origins():
-    args = serve.parse_args([])
-    assert (args.port, args.address, args.show) == (5006, "127.0.0.1", False)
-    assert serve.websocket_origins("127.0.0.1", 5006) == ["127.0.0.1:5006", "localhost:5006"]
-    assert serve.websocket_origins("192.168.1.5", 80) == ["192.168.1.5:80", "localhost:80"]
-    with pytest.raises(SystemExit):
-        serve.parse_args(["--port", "0"])
