@@ -213,13 +213,16 @@ async def _first_figure(reader: Reader, page, url: str) -> None:
 
 
 async def _slider_trials(reader: Reader, page, trials: int, timeout_s: float) -> None:
-    """Move the first slider ``trials`` times; each time, the key press → redraw delay in ms."""
+    """Move the first slider ``trials`` times — the first half to values not shown yet, the second half
+    back over them — and record each key press → redraw delay in ms."""
     try:
         handle = page.locator(SLIDER).first
         await handle.wait_for(state="visible")
         await asyncio.sleep(1.0)  # let the first render settle
         direction = "ArrowRight"
-        for _ in range(trials):
+        for trial in range(trials):
+            if trial == trials // 2:
+                direction = "ArrowLeft"
             await page.locator(".js-plotly-plot").evaluate_all(INSTALL_TIMER_JS)
             before = await handle.get_attribute("aria-valuenow")
             await handle.focus()
@@ -285,6 +288,9 @@ async def run_load(url: str, readers: int, *, slider_trials: int = 10, crowd_sli
     report["crowd_slider_ms"] = _stats([ms for r in crowd for ms in r.slider_ms])
     report["lone_first_figure_s"] = lone.first_figure_s
     report["lone_slider_ms"] = _stats(lone.slider_ms)
+    half = len(lone.slider_ms) // 2
+    report["lone_slider_new_values_ms"] = _stats(lone.slider_ms[:max(half, 1)])
+    report["lone_slider_revisits_ms"] = _stats(lone.slider_ms[half:] if half else [])
     everyone = crowd + [lone]
     report["outside_requests"] = sorted({u for r in everyone for u in r.outside})
     report["sessions_with_outside_requests"] = sum(bool(r.outside) for r in everyone)
@@ -368,6 +374,10 @@ def summary(report: dict) -> str:
         lines.append(f"slider with the crowd on (ms): median {cs['median']:.0f}, p90 {cs['p90']:.0f} ({cs['n']} moves)")
     if ls.get("n"):
         lines.append(f"slider, lone reader (ms): median {ls['median']:.0f}, p90 {ls['p90']:.0f} ({ls['n']} moves)")
+        new, back = report.get("lone_slider_new_values_ms", {}), report.get("lone_slider_revisits_ms", {})
+        if new.get("n") and back.get("n"):
+            lines.append(f"  to values not shown yet: median {new['median']:.0f}; back over them (cached): "
+                         f"median {back['median']:.0f}")
     if "rss_before" in report:
         lines.append(f"server RSS: {report['rss_before'] / 2**20:.0f} MiB idle, {report['rss_after'] / 2**20:.0f} MiB "
                      "after the run")
