@@ -13,7 +13,8 @@ from torch import nn
 
 from .._checks import check_choice, check_positive_int
 from ..registry import register_mixer
-from .linear import CAUSAL_BACKENDS, FEATURE_MAPS, apply_feature_map, linear_attention_features, recurrent_step
+from .linear import (CAUSAL_BACKENDS, FEATURE_MAPS, apply_feature_map, check_eps, linear_attention_features,
+                     recurrent_step)
 from .linformer import linformer_attention
 from .lola import init_cache, lola_attention, lola_step
 from .mixers import MultiHeadMixer
@@ -55,7 +56,7 @@ class LinearAttentionMixer(_RecurrentStateMixin, MultiHeadMixer):
         super().__init__(d_model, n_heads)
         self.feature_map = check_choice(feature_map, "feature_map", FEATURE_MAPS)
         self.backend = check_choice(backend, "backend", CAUSAL_BACKENDS)
-        self.eps = eps
+        self.eps = check_eps(eps, feature_map)
         self.feature_dim = self.head_dim
 
     def features(self, q, k):
@@ -81,11 +82,12 @@ class PerformerMixer(_RecurrentStateMixin, MultiHeadMixer):
     def __init__(self, d_model: int, n_heads: int = 4, num_features: int | None = None, kernel: str = "positive",
                  orthogonal: bool = True, seed: int = 0, eps: float = 1e-6):
         super().__init__(d_model, n_heads)
-        # Default m = d·ln d features: the paper's Θ(d log d) rule, at least 16.
-        m = num_features or max(16, round(self.head_dim * math.log(max(self.head_dim, 2))))
-        self.num_features = check_positive_int(m, "num_features")
+        # None: m = d·ln d features, the paper's Θ(d log d) rule, at least 16. An explicit value must be >= 1.
+        if num_features is None:
+            num_features = max(16, round(self.head_dim * math.log(max(self.head_dim, 2))))
+        self.num_features = m = check_positive_int(num_features, "num_features")
         self.kernel = check_choice(kernel, "kernel", KERNELS)
-        self.orthogonal, self.eps = bool(orthogonal), eps
+        self.orthogonal, self.eps = bool(orthogonal), check_eps(eps)
         self.feature_dim = m if kernel == "positive" else 2 * m
         self.register_buffer("projection", gaussian_projection(m, self.head_dim, self.orthogonal, seed,
                                                                dtype=torch.float32))
@@ -183,7 +185,7 @@ class LolaMixer(MultiHeadMixer):
         super().__init__(d_model, n_heads)
         self.window = check_positive_int(window, "window")
         self.sparse = check_positive_int(sparse, "sparse", minimum=0)
-        self.eps = eps
+        self.eps = check_eps(eps)
 
     def attend(self, q, k, v):
         return lola_attention(q, k, v, self.window, self.sparse, self.eps)

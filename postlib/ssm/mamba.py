@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_choice, check_positive_int
+from .._checks import check_choice, check_dt_range, check_positive_int
 from ..registry import Mixer, register_mixer
 from .scan import BACKENDS, selective_scan
 
@@ -35,7 +35,9 @@ class MambaMixer(Mixer):
         self.d_state = check_positive_int(d_state, "d_state")
         self.d_conv = check_positive_int(d_conv, "d_conv")
         self.d_inner = check_positive_int(expand, "expand") * d_model
-        self.dt_rank = dt_rank or max(1, math.ceil(d_model / 16))
+        # None: ⌈d_model/16⌉, the Mamba code base's rule. An explicit rank must be >= 1.
+        self.dt_rank = check_positive_int(max(1, math.ceil(d_model / 16)) if dt_rank is None else dt_rank, "dt_rank")
+        dt_min, dt_max = check_dt_range(dt_min, dt_max)
         self.backend = check_choice(backend, "backend", BACKENDS)
         # selective=False freezes Δ, B, C to input-independent parameters: an S4D-like (LTI) SSM
         # inside the same block, the "S4 vs S6" ablation of Mamba's Table 1.
