@@ -7,6 +7,8 @@ expected instead of an opaque broadcasting error deep inside a kernel.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import numbers
 import operator
@@ -91,8 +93,28 @@ CAUSAL_NONFINITE = ("a causal form must not let a later position change an earli
                     "would, through 0·NaN = NaN in a masked product")
 
 
+_NONFINITE_ALLOWED = contextvars.ContextVar("postlib_nonfinite_allowed", default=False)
+
+
+@contextlib.contextmanager
+def allow_nonfinite():
+    """Inside this block, postlib lets NaN and ±inf input through instead of refusing it.
+
+    The arithmetic then gives what it gives: in a causal form computed by an FFT or a
+    masked product, a NaN can reach *earlier* outputs too (0·NaN = NaN). For studying
+    exactly that, or to skip the check's pass over the input.
+    """
+    token = _NONFINITE_ALLOWED.set(True)
+    try:
+        yield
+    finally:
+        _NONFINITE_ALLOWED.reset(token)
+
+
 def check_finite(x: torch.Tensor, name: str, why: str = "") -> torch.Tensor:
-    """Refuse NaN and ±inf in ``x``; ``why`` says what a non-finite value would break."""
+    """Refuse NaN and ±inf in ``x`` (unless inside ``allow_nonfinite()``); ``why`` says what it would break."""
+    if _NONFINITE_ALLOWED.get():
+        return x
     if x.numel() and not bool(torch.isfinite(x).all()):
         bad = (~torch.isfinite(x)).nonzero()[0].tolist()
         raise ValueError(f"{name} must be finite, but {name}{bad} = {x[tuple(bad)].item()}"

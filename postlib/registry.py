@@ -29,8 +29,8 @@ The input policy, enforced here for every mixer (``Mixer.forward`` / ``Mixer.ste
   ``TypeError`` naming both;
 * non-finite input (NaN, ±inf) is refused with a ``ValueError``: through an FFT
   or a masked matrix product (0·NaN = NaN) one NaN would change *earlier*
-  outputs too, so ``forward`` and ``step`` would disagree. Set
-  ``mixer.reject_nonfinite = False`` to let it through (then the output is
+  outputs too, so ``forward`` and ``step`` would disagree. Inside
+  ``with postlib.allow_nonfinite():`` it is let through (the output is then
   whatever the arithmetic gives);
 * ``step`` with a token batch that differs from the state's batch is refused.
 
@@ -53,6 +53,18 @@ from ._checks import check_choice, check_finite, check_positive_int, check_seque
 # The folders of postlib are the taxonomy of the field; each family package
 # imports its mixer modules in its __init__ so they register themselves.
 FAMILIES = ("attention", "ssm", "mixing", "recurrent", "sparse")
+# What ``memory_estimate`` bounds: a forward under no_grad, or a forward and ``.sum().backward()``.
+ESTIMATE_MODES = ("forward", "forward_backward")
+# Estimates count the tensors a call holds at its peak; this factor covers allocator detail the count leaves out.
+ESTIMATE_MARGIN = 1.25
+
+
+def itemsizes(dtype: torch.dtype) -> tuple[int, int]:
+    """(bytes per element of ``dtype``, bytes per element of the fp32-or-wider working copy that
+    softmaxes, FFTs and scans make of half-precision tensors), for ``memory_estimate``."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    return dtype.itemsize, max(dtype.itemsize, 4)
 
 
 @dataclass(frozen=True)
@@ -76,8 +88,6 @@ class Mixer(nn.Module):
     """
 
     causal: bool = False
-    #: Refuse NaN/±inf input in ``forward`` and ``step`` (set False on an instance to let it through).
-    reject_nonfinite: bool = True
 
     def __init__(self, d_model: int):
         super().__init__()
@@ -130,6 +140,15 @@ class Mixer(nn.Module):
         """Upper bound on the peak bytes of one call (see the module docstring); None = unknown."""
         return None
 
+    def _estimate(self, mode: str, dtype: torch.dtype, forward: float, forward_backward: float) -> int:
+        """Finish a ``memory_estimate`` from the bytes counted for each mode: the backward adds the
+        parameter gradients (in ``dtype``), and both get ``ESTIMATE_MARGIN``."""
+        check_choice(mode, "mode", ESTIMATE_MODES)
+        if mode == "forward":
+            return int(ESTIMATE_MARGIN * forward)
+        grads = sum(p.numel() for p in self.parameters() if p.requires_grad) * dtype.itemsize
+        return int(ESTIMATE_MARGIN * (forward_backward + grads))
+
     def _check_input(self, x: torch.Tensor, name: str) -> None:
         ref = next((p for p in self.parameters() if p.is_floating_point()), None)
         if ref is not None:
@@ -140,10 +159,9 @@ class Mixer(nn.Module):
             if x.dtype != ref.dtype:
                 raise TypeError(f"{name} has dtype {x.dtype} but {owner} have dtype {ref.dtype}; convert one of "
                                 f"them ({name}.to({ref.dtype}) or mixer.to({x.dtype}))")
-        if self.reject_nonfinite:
-            check_finite(x, name, "a NaN or inf at one position can change the outputs at earlier positions "
-                                  "(0·NaN = NaN in masked products and FFTs); set mixer.reject_nonfinite = False "
-                                  "to pass it through anyway")
+        check_finite(x, name, "a NaN or inf at one position can change the outputs at earlier positions "
+                              "(0·NaN = NaN in masked products and FFTs); to pass it through anyway, call "
+                              "inside `with postlib.allow_nonfinite():`")
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, causal={self.causal}"

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_dt_range, check_finite, check_tensor
-from ..registry import Mixer
+from ..registry import Mixer, itemsizes
 
 
 def work_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -87,6 +87,21 @@ class ConvSSMMixer(Mixer):
         y, state = self._recur(x_t.to(work_dtype(x_t.dtype)), state)
         y = y.to(x_t.dtype) + self.D * x_t
         return self.out(F.gelu(y)), state
+
+    def memory_estimate(self, batch, length, dtype, mode="forward"):
+        """The FFT convolution (u and K zero-padded to 2L, their spectra, the product, the inverse: about eight
+        (batch, d_model, length) working copies forward, sixteen with the backward) plus computing the kernel K, which does not grow with
+        the batch (``_kernel_bytes``)."""
+        s, w = itemsizes(dtype)
+        n = batch * self.d_model * length
+        kernel_f, kernel_fb = self._kernel_bytes(length, w)
+        conv_f = 8 * n * w + 4 * self.d_model * length * w + 2 * n * s + n
+        conv_fb = 16 * n * w + 8 * self.d_model * length * w + 4 * n * s + n
+        return self._estimate(mode, dtype, conv_f + kernel_f, conv_fb + kernel_fb)
+
+    def _kernel_bytes(self, length: int, w: int) -> tuple[int, int]:  # pragma: no cover - abstract
+        """(forward, forward + backward) bytes of ``kernel(length)``, whose real parts are ``w`` bytes each."""
+        raise NotImplementedError
 
     def kernel(self, L: int) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

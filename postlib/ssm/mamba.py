@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_choice, check_dt_range, check_positive_int
-from ..registry import Mixer, register_mixer
-from .scan import BACKENDS, selective_scan
+from ..registry import Mixer, itemsizes, register_mixer
+from .scan import BACKENDS, choose_backend, scan_bytes, selective_scan
 
 
 @register_mixer("mamba", family="ssm", causal=True,
@@ -80,6 +80,23 @@ class MambaMixer(Mixer):
         y = selective_scan(x, dt.transpose(1, 2).contiguous(), A, B, C, self.D.to(x.dtype), z.transpose(1, 2).contiguous(),
                            self.dt_proj.bias.to(x.dtype), delta_softplus=True, backend=self.backend)
         return self.out_proj(y.transpose(1, 2))
+
+    def memory_estimate(self, batch, length, dtype, mode="forward"):
+        """Linear in length: about sixteen (batch, length, d_inner) activations around the scan (projections,
+        convolution, gate, transposed copies), the projected Δ/B/C, and the scan's own working set, which
+        depends on the form ``backend="auto"`` picks for this size (``postlib.ssm.scan.scan_bytes``)."""
+        s = itemsizes(dtype)[0]
+        backend = self.backend
+        if backend == "auto":
+            backend = choose_backend(batch, self.d_inner, length, self.d_state, self.A_log.is_cuda)
+        scan_f, scan_fb = scan_bytes(batch, self.d_inner, length, self.d_state, s, backend)
+        inner = batch * length * self.d_inner * s
+        projected = batch * length * (self.dt_rank + 2 * self.d_state) * s * 3
+        outer = batch * length * self.d_model
+        # The depthwise convolution's CPU backward takes a workspace of 256 entries per channel.
+        workspace = 256 * self.d_inner * s
+        return self._estimate(mode, dtype, 16 * inner + projected + 2 * outer * s + outer + scan_f,
+                              32 * inner + 2 * projected + 4 * outer * s + outer + scan_fb + workspace)
 
     def init_state(self, batch_size, device=None, dtype=None):
         device = device or self.A_log.device

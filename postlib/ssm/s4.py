@@ -148,6 +148,16 @@ class S4Mixer(ConvSSMMixer):
         Lambda, P, B, C = self._ssm()
         return s4_kernel(Lambda, P, B, C, self.dt(), L).real
 
+    def _kernel_bytes(self, length, w):
+        # The Cauchy sums materialise (d_model, L, N) complex arrays (two at a time forward, all four
+        # sums' worth backward); Ā^L takes log2(L) squarings of (d_model, N, N) matrices, which the
+        # backward keeps.
+        H, N, cw = self.d_model, self.d_state, 2 * w
+        squarings = max(1, math.ceil(math.log2(length))) if length > 1 else 1
+        cauchy, per_position, dense = H * length * N * cw, H * length * cw, H * N * N * cw
+        return (2 * cauchy + 12 * per_position + 8 * dense,
+                10 * cauchy + 24 * per_position + (12 + 2 * squarings) * dense)
+
     def discrete_system(self):
         """(Ā (H,N,N), B̄ (H,N), C (H,N)) complex: what ``step`` runs."""
         Lambda, P, B, C = self._ssm()

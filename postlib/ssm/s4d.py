@@ -102,6 +102,13 @@ class DiagonalSSMMixer(ConvSSMMixer):
         Ad, Bd = zoh_diagonal(lam, self.dt())
         return self.output_scale * vandermonde_kernel(C * Bd, lam * self.dt()[:, None], L).real
 
+    def _kernel_bytes(self, length, w):
+        # The Vandermonde product materialises (d_model, modes, L) complex arrays: Δλ·l, its exp, C̃ times it.
+        modes = self.log_neg_re.shape[-1]
+        vander = self.d_model * modes * length * 2 * w
+        small = 4 * self.d_model * (modes + length) * 2 * w
+        return 3 * vander + small, 5 * vander + 2 * small
+
     def init_state(self, batch_size, device=None, dtype=None):
         lam, _ = self._diag()
         dtype = dtype or self.log_dt.dtype

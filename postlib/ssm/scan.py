@@ -92,15 +92,39 @@ def prepare_delta(delta, delta_bias=None, delta_softplus=False):
 
 def pick_backend(u: torch.Tensor, N: int) -> str:
     """The ``"auto"`` rule: Triton on CUDA; on CPU by L and by the per-step state size batch·dim·N (see the constants)."""
-    if u.is_cuda:
+    return choose_backend(u.shape[0], u.shape[1], u.shape[-1], N, u.is_cuda)
+
+
+def choose_backend(batch: int, dim: int, length: int, N: int, on_cuda: bool) -> str:
+    """``pick_backend`` from sizes alone (what a memory estimate needs before any tensor exists)."""
+    if on_cuda:
         from ..kernels import triton_available
         return "triton" if triton_available() else "chunked"
-    if u.shape[-1] <= SEQUENTIAL_MAX_LENGTH:      # short sequences: the loop's few steps beat any set-up
+    if length <= SEQUENTIAL_MAX_LENGTH:           # short sequences: the loop's few steps beat any set-up
         return "sequential"
-    states = u.shape[0] * u.shape[1] * N
-    if states <= PARALLEL_MAX_STATES:
+    if batch * dim * N <= PARALLEL_MAX_STATES:
         return "parallel"
     return "chunked"
+
+
+def scan_bytes(batch: int, dim: int, length: int, N: int, itemsize: int, backend: str) -> tuple[int, int]:
+    """(forward, forward + backward) bytes a ``selective_scan`` call holds beyond its inputs, by form.
+
+    sequential: one step's (batch, dim, N) state forward, every step's under autograd. parallel: the
+    (batch, dim, N, L) decays, inputs and states, and the halving levels of the scan. chunked (and the
+    Triton kernel, whose backward runs the chunked form): the (batch, dim, L/T, N) chunk states of one
+    step forward, of every step backward. Plus (batch, dim, L) copies: Δ, the outputs, the padding.
+    """
+    per_step = batch * dim * N * itemsize
+    signal = batch * dim * length * itemsize
+    if backend == "sequential":
+        return 8 * per_step + 4 * signal, 8 * length * per_step + 6 * signal
+    if backend == "parallel":
+        return 8 * length * per_step + 4 * signal, 16 * length * per_step + 6 * signal
+    chunk = max(1, math.ceil(math.sqrt(length)))
+    chunks = -(-length // chunk)
+    padded = chunks * chunk
+    return 14 * chunks * per_step + 8 * signal, 10 * padded * per_step + 10 * signal
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, *,
