@@ -43,6 +43,8 @@ def fft_causal_conv(u: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     why = "the FFT would spread it to earlier outputs; use direct_causal_conv to keep it causal"
     check_finite(u, "u", why)
     check_finite(K, "K", why)
+    if u.numel() == 0:                                     # an empty batch (the FFT libraries refuse size 0)
+        return u.new_zeros(u.shape)
     L = u.shape[-1]
     n = 2 * L
     y = torch.fft.irfft(torch.fft.rfft(u, n=n) * torch.fft.rfft(K, n=n), n=n)
