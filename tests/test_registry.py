@@ -207,3 +207,19 @@ def test_register_mixer_validates_the_family():
     with pytest.raises(TypeError, match="causal must be True or False"):
         postlib.register_mixer("x-test", family="ssm", causal=1, summary="causal given as an int")
     assert "x-test" not in list_mixers()
+
+
+def test_docs_name_exactly_the_family_folders_that_exist():
+    """README and CONTRIBUTING name only folders that exist, and every family folder that does."""
+    import re
+    from pathlib import Path
+
+    from postlib.registry import FAMILIES
+
+    package = Path(postlib.__file__).parent
+    existing = {f for f in FAMILIES if (package / f / "__init__.py").exists()}
+    for doc in ("README.md", "CONTRIBUTING.md"):
+        text = (package.parent / doc).read_text(encoding="utf-8")
+        assert {f for f in FAMILIES if re.search(rf"\b{f}/", text)} == existing, doc
+        for folder in re.findall(r"postlib/([a-z_]+)/", text):
+            assert (package / folder).is_dir(), f"{doc} names postlib/{folder}/, which does not exist"

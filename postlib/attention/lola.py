@@ -23,7 +23,7 @@ map; scores clamped at ``SCORE_CLAMP`` so the un-stabilised exponential cannot
 overflow in fp32). The recurrence *is* the definition: ``lola_attention`` runs
 it over the sequence. With M ≥ L nothing is evicted and it equals softmax
 attention exactly (tests/attention/test_lola.py). Being a loop over tokens, it
-stays causal even under non-finite input (the same test file checks it).
+stays causal even under non-finite input (tests/test_input_hygiene.py).
 """
 from __future__ import annotations
 

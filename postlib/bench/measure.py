@@ -55,6 +55,24 @@ def fit_exponent(lengths: Sequence[float], values: Sequence[float]) -> float:
     return sxy / sxx
 
 
+def fit_rows(rows: list[dict], metrics=("time_ms", "peak_mem_bytes")) -> dict:
+    """Fitted log-log exponent per name (and mode) and metric, over the rows with status "ok"."""
+    fits: dict[str, dict] = {}
+    groups: dict[str, list[dict]] = {}
+    modes = {r.get("mode") for r in rows}
+    for r in rows:
+        if r.get("status", "ok") == "ok":
+            key = r["name"] if len(modes) == 1 else f"{r['name']} ({r['mode']})"
+            groups.setdefault(key, []).append(r)
+    for key, group in groups.items():
+        fits[key] = {}
+        for metric in metrics:
+            pts = [(g["length"], g[metric]) for g in group if g.get(metric)]
+            if len({p[0] for p in pts}) >= 2:
+                fits[key][metric] = round(fit_exponent(*zip(*pts)), 3)
+    return fits
+
+
 def estimate_bytes(module, batch: int, length: int, dtype: torch.dtype, mode: str = "forward") -> int | None:
     """The mixer's own upper bound on the peak bytes of one call (``Mixer.memory_estimate``), or None.
 

@@ -4,8 +4,7 @@ import math
 import pytest
 import torch
 
-from postlib.bench import (ROW_KEYS, estimate_bytes, fit_exponent, measure_functions, measure_mixers,
-                           memory_wall)
+from postlib.bench import ROW_KEYS, estimate_bytes, fit_exponent, measure_functions, measure_mixers, memory_wall
 
 
 def test_fit_exponent_recovers_power_laws():
