@@ -99,7 +99,7 @@ def test_step_rejects_wrong_token_shape():
 
 # --------------------------------------------------------------------------- memory estimates
 ESTIMATE_BATCH = 2
-ESTIMATE_LENGTHS = (1, 33, 160)   # a constant-dominated, a middle and a length-dominated size
+ESTIMATE_LENGTHS = (1, 33, 128)   # a constant-dominated, a middle and a length-dominated size
 MAX_OVERESTIMATE = 8              # an estimate must stay useful, not only safe
 
 
