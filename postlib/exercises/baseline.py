@@ -13,6 +13,9 @@ check_causal_mask              ``fn(length_q, length_k) -> mask``  bool (L_q, L_
 check_online_softmax_merge     ``fn(m_a, l_a, acc_a, m_b, l_b, acc_b) -> (m, l, acc)``
 check_kv_cache_step            ``fn(q_t, k_t, v_t, cache) -> (out_t, new_cache)``
 check_attention_flops          ``fn(length, head_dim) -> int``
+check_kv_cache_gib             a number by hand: GiB of a KV cache
+predict_flash_exactness        a prediction before a run: is FlashAttention exact?
+check_which_form_decoding      a multiple choice: which form for decoding
 =============================  ======================================================
 """
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..attention.derive import attention_costs
 from ..attention.flash import online_softmax_update
 from ..attention.softmax import causal_mask, softmax_attention
 from .core import Mismatch, exercise, expect_tensor
+from .questions import choice_question, number_question, prediction
 
 # (batch, heads, L_q, L_k, head_dim, head_dim_v): length 1, primes, L_q ≠ L_k, D ≠ D_v.
 ATTENTION_SHAPES = [(1, 1, 1, 1, 4, 4), (2, 3, 7, 7, 8, 8), (1, 2, 5, 13, 16, 6), (1, 1, 100, 63, 32, 32)]
@@ -198,3 +202,42 @@ def check_attention_flops(fn):
             raise Mismatch("how many scores does one head compute for a sequence of length L?")
         raise Mismatch(f"for length={length}, head_dim={head_dim} your count is {ratio:.3g}× the expected one.")
 
+
+
+# --------------------------------------------------------------------------- 6. a number by hand
+
+KV_LAYERS, KV_D_MODEL, KV_TOKENS, KV_BYTES = 32, 4096, 8192, 2       # the model the chapter describes
+
+
+@number_question(points=1, difficulty=1, minutes=5, title="KV-cache memory", rel_tol=0.01,
+                 near={0.5: "about half: every layer caches both K and V.",
+                       1 / KV_LAYERS: "too small by the number of layers: each layer keeps its own cache.",
+                       2.0: "twice too large: fp16 stores a number in 2 bytes.",
+                       2**30 / 1e9: "that is in GB (10⁹ bytes); the question asks GiB (2³⁰ bytes).",
+                       2**30: "give the answer in GiB, not in bytes."})
+def check_kv_cache_gib():
+    """GiB of the KV cache: K and V, every layer, d_model numbers per token, fp16."""
+    return 2 * KV_LAYERS * KV_TOKENS * KV_D_MODEL * KV_BYTES / 2**30
+
+
+# --------------------------------------------------------------------------- 7. a prediction before a run
+
+def _flash_option(err: float) -> str:
+    return "a" if err < 1e-12 else ("b" if err < 1e-4 else "c")
+
+
+predict_flash_exactness = prediction(
+    "predict_flash_exactness", options="abc", answer="c6dde263369573ca", observe=_flash_option,
+    describe=lambda err: f"a relative RMS difference of at most {err:.1e} over every tile size",
+    points=1, difficulty=2, minutes=3, title="is FlashAttention exact?",
+    hints={"b": "the merge rescales both blocks to one common maximum: what is left to approximate?",
+           "c": "nothing is dropped or sampled; every score is computed, only in a different order."})
+
+
+# --------------------------------------------------------------------------- 8. which form when
+
+check_which_form_decoding = choice_question(
+    "check_which_form_decoding", options="abc", answer="20d1b17408cd2a25", points=1, difficulty=1, minutes=3,
+    title="which form for decoding",
+    hints={"a": "at each step only the newest query is new: recomputing every query repeats O(L²) work per token.",
+           "c": "FlashAttention saves memory, not the work: it would still recompute every query at every step."})

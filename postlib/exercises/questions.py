@@ -182,7 +182,7 @@ class Prediction:
         if self.predicted == observed:
             return report(ex, ex.title, "pass", f"the run shows {shown}: your prediction was right.")
         hint = self._choice.hints.get(self.predicted, "")
-        return report(ex, ex.title, "fail", f"the run shows {shown}: not what you predicted. {hint}".strip())
+        return report(ex, ex.title, "fail", f"the run shows {shown}: not what you predicted." + (f" {hint}" if hint else ""))
 
 
 def prediction(name: str, *, options: str, answer: str, observe, points: int, difficulty: int, minutes: int,
