@@ -90,7 +90,6 @@ def student_notebook(nb, keep_outputs: bool = False):
     out = copy.deepcopy(nb)
     out.cells = [c for c in out.cells if not is_solution(c)]
     for cell in out.cells:
-        cell.pop("id", None)
         if cell.cell_type == "code" and not keep_outputs:
             cell.outputs, cell.execution_count = [], None
     out.metadata.pop("source_map", None)

@@ -74,50 +74,45 @@ def _error_text(cell) -> str:
 def _execute(nb, cell_timeout: float, kernel_name: str, cwd: str) -> list[CellRun]:
     """Run every code cell; never raises for what the notebook does."""
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, DeadKernelError
+    from nbclient.exceptions import DeadKernelError
 
-    client = NotebookClient(nb, timeout=cell_timeout, kernel_name=kernel_name, allow_errors=True,
-                            interrupt_on_timeout=True, resources={"metadata": {"path": cwd}},
-                            error_on_timeout={"ename": "CellTimeout",
-                                              "evalue": f"the cell did not finish within {cell_timeout:g} s",
-                                              "traceback": []})
     runs = {i: CellRun(i) for i, c in enumerate(nb.cells) if c.cell_type == "code"}
-    killed: set[int] = set()
-    restarts = 0
-    with client.setup_kernel():
-        position = 0
-        order = sorted(runs)
-        while position < len(order):
-            index = order[position]
-            cell = nb.cells[index]
-            try:
-                client.execute_cell(cell, index)
-            except (DeadKernelError, RuntimeError, CellExecutionError) as died:
-                runs[index].status, runs[index].error = "killed", f"the kernel died: {died}"[:300]
-                killed.add(index)
-                restarts += 1
-                if restarts > MAX_RESTARTS or isinstance(died, CellExecutionError):
-                    for later in order[position + 1:]:
-                        runs[later].status, runs[later].error = "killed", "not run: the kernel kept dying"
-                    break
-                client.km.restart_kernel(now=True)
-                client.kc.stop_channels()
-                client.kc = client.km.client()
-                client.kc.start_channels()
-                client.kc.wait_for_ready(timeout=60)
-                for earlier in order[:position]:          # rebuild the state the later cells expect
-                    if earlier not in killed:
-                        try:
-                            client.execute_cell(nb.cells[earlier], earlier)
-                        except Exception:
-                            pass
-                position += 1
-                continue
-            error = _error_text(cell)
-            if error:
-                runs[index].status = "timeout" if error.startswith("CellTimeout") else "error"
-                runs[index].error = error
-            position += 1
+    order = sorted(runs)
+    position = restarts = 0
+    while position < len(order):
+        client = NotebookClient(nb, timeout=cell_timeout, kernel_name=kernel_name, allow_errors=True,
+                                interrupt_on_timeout=True, resources={"metadata": {"path": cwd}},
+                                error_on_timeout={"ename": "CellTimeout",
+                                                  "evalue": f"the cell did not finish within {cell_timeout:g} s",
+                                                  "traceback": []})
+        try:
+            with client.setup_kernel():
+                for earlier in order[:position]:          # after a restart: rebuild the state later cells need
+                    if runs[earlier].status == "ok":
+                        client.execute_cell(nb.cells[earlier], earlier)
+                while position < len(order):
+                    index = order[position]
+                    position += 1
+                    began = time.perf_counter()
+                    try:
+                        client.execute_cell(nb.cells[index], index)
+                    except DeadKernelError as died:
+                        runs[index].status, runs[index].error = "killed", f"the kernel died: {died}"[:300]
+                        break
+                    error = _error_text(nb.cells[index])
+                    if time.perf_counter() - began >= cell_timeout:       # interrupted: KeyboardInterrupt
+                        runs[index].status = "timeout"
+                        runs[index].error = f"stopped after {cell_timeout:g} s"
+                    elif error:
+                        runs[index].status, runs[index].error = "error", error
+        except Exception as broken:        # the kernel died while starting or replaying: try again, a few times
+            if position < len(order):
+                runs[order[position]].error = runs[order[position]].error or f"{broken}"[:300]
+        restarts += 1
+        if position < len(order) and restarts > MAX_RESTARTS:
+            for later in order[position:]:
+                runs[later].status, runs[later].error = "killed", "not run: the kernel kept dying"
+            break
     return list(runs.values())
 
 
