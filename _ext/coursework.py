@@ -117,7 +117,11 @@ def check_budget(app, env):
             pages = ", ".join(f"{doc} ({t:.0f} s)" for doc, t in slow)
             raise ExtensionError(f"pages over the execution budget of {_budget(app):.0f} s on this machine "
                                  f"({os.cpu_count()} CPUs): {pages}. Shrink the page's CPU size profile.")
-    return sorted(_store(env).get("_guides", set()))
+    guides = sorted(_store(env).get("_guides", set()))
+    math = env.get_domain("math").data.setdefault("has_equations", {})
+    for docname in guides:          # the collected objectives bring math: load MathJax on these pages
+        math[docname] = True
+    return guides
 
 
 def _link(app, fromdoc, todoc, text):

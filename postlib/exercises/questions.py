@@ -113,10 +113,10 @@ def choice_question(name: str, *, options: str, answer: str, points: int, diffic
     letters the chapter lists; ``answer`` is :func:`answer_hash` of the right one; ``hints`` maps a
     wrong letter to what to reconsider."""
     module = _caller_module()
-    ex = register(Exercise(id=id or f"{_module_tag(module)}.{name.removeprefix('check_')}", name=name,
-                           title=title, points=points, difficulty=difficulty, minutes=minutes, kind="choice",
-                           module=module))
-    choice = _Choice(ex, options, answer, hints)
+    ex = Exercise(id=id or f"{_module_tag(module)}.{name.removeprefix('check_')}", name=name, title=title,
+                  points=points, difficulty=difficulty, minutes=minutes, kind="choice", module=module)
+    choice = _Choice(ex, options, answer, hints)          # validates the stored answer before registering
+    register(ex)
 
     def checker(option) -> bool:
         if _unanswered(option):
@@ -190,7 +190,8 @@ def prediction(name: str, *, options: str, answer: str, observe, points: int, di
     """Register a prediction question (see :class:`Prediction`). ``observe(measurement) -> option``;
     ``describe(measurement) -> str`` is how the reveal shows the run."""
     module = _caller_module()
-    ex = register(Exercise(id=id or f"{_module_tag(module)}.{name.removeprefix('predict_')}", name=name,
-                           title=title, points=points, difficulty=difficulty, minutes=minutes, kind="prediction",
-                           module=module))
-    return Prediction(ex, _Choice(ex, options, answer, hints), observe, describe or (lambda m: f"{m!r}"))
+    ex = Exercise(id=id or f"{_module_tag(module)}.{name.removeprefix('predict_')}", name=name, title=title,
+                  points=points, difficulty=difficulty, minutes=minutes, kind="prediction", module=module)
+    choice = _Choice(ex, options, answer, hints)
+    register(ex)
+    return Prediction(ex, choice, observe, describe or (lambda m: f"{m!r}"))

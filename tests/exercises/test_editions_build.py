@@ -36,7 +36,7 @@ kernelspec: {{display_name: Python 3, language: python, name: python3}}
 
 :::{{admonition}} Learning objectives
 :class: tip
-1. count the FLOPs of attention by hand.
+1. count the $O(L^2)$ FLOPs of attention by hand {{cite}}`vaswani2017attention`.
 :::
 
 ```{{code-cell}} ipython3
@@ -79,6 +79,12 @@ check_kv_cache_gib(kv_cache_gib);
 
 kv_cache_gib = 4.0   # {SOLUTION_MARK}
 assert check_kv_cache_gib(kv_cache_gib)
+```
+
+## References
+
+```{{bibliography}}
+:filter: docname in docnames
 ```
 '''
 TOC = """format: jb-book
@@ -129,7 +135,8 @@ def test_instructor_edition_has_folded_solutions_and_the_guide(books):
     assert SOLUTION_MARK in page and "tag_solution" in page
     assert "★ · about 5 min · 1 point" in unescape(page)           # marks shown beside the exercise
     guide = _text(html / "instructor" / "guide.html")
-    assert "count the FLOPs of attention by hand" in guide            # collected objectives
+    assert "FLOPs of attention by hand" in guide                       # collected objectives (math kept)
+    assert "vaswani2017attention" not in guide and "mathjax" in (html / "instructor" / "guide.html").read_text()
     assert re.search(r"A tiny chapter\s+\d+\.\d\s+✅ within budget", guide), guide[-3000:]
     assert "Week 1" in guide and "baseline.attention_flops" in guide   # syllabus with the assignment
     keys = _text(html / "instructor" / "answer_keys.html")
