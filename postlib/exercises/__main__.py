@@ -1,6 +1,6 @@
 """python -m postlib.exercises {grade, student, student-book, list, hash}.
 
-    grade NB.ipynb [NB ...] [--json F] [--csv F] [--timeout S]   score completed notebooks
+    grade NB.ipynb [NB ...] [--json F] [--csv F] [--timeout S] [--jobs N]   score completed notebooks
     student [--check]                                            write (or check) student/<page>.ipynb
     student-book [--executed DIR] [--out DIR]                    lay out the student book's sources
     list                                                         every exercise with its marks
@@ -23,6 +23,7 @@ def main(argv=None) -> int:
     g.add_argument("--csv", type=Path, help="write one row per notebook and exercise")
     g.add_argument("--timeout", type=float, default=300.0, help="seconds per cell (default 300)")
     g.add_argument("--kernel", default="python3")
+    g.add_argument("--jobs", type=int, default=1, help="notebooks graded at once, each in its own kernel")
     s = sub.add_parser("student", help="write the student notebooks (solutions removed) under student/")
     s.add_argument("--check", action="store_true", help="only report stale notebooks (exit 1 if any)")
     s.add_argument("--root", type=Path, default=Path("."))
@@ -41,7 +42,7 @@ def main(argv=None) -> int:
         missing = [str(p) for p in args.notebooks if not p.exists()]
         if missing:
             parser.error(f"no such notebook: {', '.join(missing)}")
-        grades = grade(args.notebooks, cell_timeout=args.timeout, kernel_name=args.kernel)
+        grades = grade(args.notebooks, cell_timeout=args.timeout, kernel_name=args.kernel, jobs=args.jobs)
         print(format_report(grades))
         if args.json:
             write_json(grades, args.json)

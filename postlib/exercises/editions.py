@@ -14,6 +14,7 @@ The grader and the answer keys find exercises the same way: a cell calls a regis
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import shutil
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import yaml
 
 __all__ = ["SOLUTION_TAG", "EXERCISE_TAG", "toc_pages", "exercise_calls", "student_notebook", "write_student_notebooks",
-           "stale_student_notebooks", "student_book_source", "answer_key", "StaleBuild"]
+           "stale_student_notebooks", "student_book_source", "answer_key", "solution_lines", "StaleBuild"]
 
 SOLUTION_TAG = "solution"
 EXERCISE_TAG = "exercise"
@@ -60,6 +61,13 @@ def toc_pages(root: Path) -> list[dict]:
 
 
 def read_page(path: Path):
+    """The page as a notebook (a fresh copy; parsed once per file version)."""
+    path = Path(path)
+    return copy.deepcopy(_parse(path.resolve(), path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse(path: Path, mtime_ns: int):
     import jupytext
     return jupytext.read(path)
 
@@ -139,6 +147,13 @@ def stale_student_notebooks(root: Path, out: str = STUDENT_DIR) -> list[str]:
     stale = [str(p.relative_to(root)) for p, text in expected.items() if not p.exists() or p.read_text() != text]
     stale += [str(p.relative_to(root)) for p in (root / out).rglob("*.ipynb") if p not in expected]
     return stale
+
+
+def solution_lines(nb, min_length: int = 12) -> set[str]:
+    """Lines that only the solution cells of ``nb`` contain: the probe for leaks into a student edition."""
+    solution = {line.strip() for c in nb.cells if is_solution(c) for line in c.source.splitlines()}
+    elsewhere = {line.strip() for c in nb.cells if not is_solution(c) for line in c.source.splitlines()}
+    return {line for line in solution - elsewhere if len(line) >= min_length and not line.startswith("#")}
 
 
 def _code(nb) -> list[str]:

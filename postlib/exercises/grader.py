@@ -175,8 +175,14 @@ def grade_notebook(path, cell_timeout: float = 300.0, kernel_name: str = "python
     return grade
 
 
-def grade(paths, cell_timeout: float = 300.0, kernel_name: str = "python3") -> list[NotebookGrade]:
-    return [grade_notebook(p, cell_timeout=cell_timeout, kernel_name=kernel_name) for p in paths]
+def grade(paths, cell_timeout: float = 300.0, kernel_name: str = "python3", jobs: int = 1) -> list[NotebookGrade]:
+    """Grade each notebook (``jobs`` at a time, each in its own kernel); results in the order given."""
+    run = lambda p: grade_notebook(p, cell_timeout=cell_timeout, kernel_name=kernel_name)  # noqa: E731
+    if jobs <= 1:
+        return [run(p) for p in paths]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(run, paths))
 
 
 def format_report(grades: list[NotebookGrade]) -> str:

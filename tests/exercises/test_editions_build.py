@@ -22,7 +22,7 @@ from postlib.exercises.editions import student_book_source
 
 ROOT = Path(__file__).resolve().parents[2]
 JB = Path(sys.executable).parent / "jupyter-book"
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not JB.exists(), reason="jupyter-book not installed")]
+pytestmark = [pytest.mark.slow, pytest.mark.book, pytest.mark.skipif(not JB.exists(), reason="jupyter-book not installed")]
 
 SOLUTION_MARK = "kv_solution_marker_7d1"       # appears only in solution cells
 CHAPTER = f'''---
