@@ -1,5 +1,7 @@
 """Coursework: the instructor guide's collected sections, and the per-page execution budget.
 
+Each cell tagged ``exercise`` gets its marks (title, ★ difficulty, minutes, points, id) right above it.
+
 Directives (each a placeholder filled once every page has been read and executed):
 
 ``coursework-objectives``     every chapter's "Learning objectives" admonition, by part
@@ -58,7 +60,11 @@ def _admonition_body(admonition) -> list:
             continue
         child = child.deepcopy()
         for ref in list(child.findall(lambda n: n.get("refdomain") == "cite" if isinstance(n, nodes.Element) else False)):
-            ref.parent.remove(ref)
+            parent, index = ref.parent, ref.parent.index(ref)
+            parent.remove(ref)
+            before = parent[index - 1] if index > 0 else None
+            if isinstance(before, nodes.Text) and before.endswith(" "):
+                parent.replace(before, nodes.Text(before.rstrip(" ")))
         body.append(child)
     return body
 
@@ -79,6 +85,24 @@ def collect(app, doctree):
         if ref.get("reftype") == "doc" and ref.get("reftarget"):
             info["links"].add(ref["reftarget"].lstrip("/").removesuffix(".md").removesuffix(".ipynb"))
     _store(env)[env.docname] = info
+
+
+def mark_exercises(app, doctree):
+    """doctree-read: put each exercise's marks (id, ★ difficulty, minutes, points) right above its cell."""
+    cells = [c for c in doctree.findall(nodes.container) if c.get("nb_element") == "cell_code"
+             and "tag_exercise" in c.get("classes", [])]
+    if not cells:
+        return
+    from postlib.exercises.editions import exercise_calls
+    for cell in cells:
+        source = next((b.astext() for b in cell.findall(nodes.literal_block)), "")
+        for exercise_id in exercise_calls(source):
+            from postlib.exercises import EXERCISES
+            ex = EXERCISES[exercise_id]
+            badge = nodes.paragraph(classes=["postlib-exercise-marks"])
+            badge += nodes.strong(text=ex.title)
+            badge += nodes.Text(f" — {ex.marks} · id {ex.id}")
+            cell.parent.insert(cell.parent.index(cell), badge)
 
 
 def purge(app, env, docname):
@@ -272,7 +296,13 @@ def write_times(app, exception):
                   for d, e in sorted(runtimes.items())}}, indent=2))
 
 
+def _add_static(app):
+    app.config.html_static_path.append(str(Path(__file__).parent / "static"))
+
+
 def setup(app):
+    app.connect("builder-inited", _add_static)
+    app.add_css_file("coursework.css")
     app.add_config_value("postlib_edition", "instructor", "env")
     app.add_config_value("coursework_page_budget_s", 120.0, "env", types=(int, float))
     app.add_node(coursework_placeholder)
@@ -280,6 +310,7 @@ def setup(app):
         app.add_directive(f"coursework-{kind}", CourseworkDirective)
     app.add_post_transform(CourseworkTransform)
     app.connect("doctree-read", collect)
+    app.connect("doctree-read", mark_exercises)
     app.connect("env-purge-doc", purge)
     app.connect("env-merge-info", merge)
     app.connect("env-updated", check_budget)

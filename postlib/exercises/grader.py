@@ -37,6 +37,7 @@ class CellRun:
     index: int
     status: str = "ok"          # ok | error | timeout | killed
     error: str = ""
+    seconds: float = 0.0
 
 
 @dataclass
@@ -45,6 +46,7 @@ class NotebookGrade:
     results: list[dict] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    cells: list[dict] = field(default_factory=list)       # cells that raised, timed out or killed the kernel
 
     @property
     def awarded(self) -> int:
@@ -56,7 +58,8 @@ class NotebookGrade:
 
     def as_dict(self) -> dict:
         return {"notebook": self.notebook, "awarded": self.awarded, "possible": self.possible,
-                "seconds": round(self.seconds, 1), "flags": self.flags, "exercises": self.results}
+                "seconds": round(self.seconds, 1), "flags": self.flags, "failed_cells": self.cells,
+                "exercises": self.results}
 
 
 def _records(cell) -> list[dict]:
@@ -100,7 +103,8 @@ def _execute(nb, cell_timeout: float, kernel_name: str, cwd: str) -> list[CellRu
                         runs[index].status, runs[index].error = "killed", f"the kernel died: {died}"[:300]
                         break
                     error = _error_text(nb.cells[index])
-                    if time.perf_counter() - began >= cell_timeout:       # interrupted: KeyboardInterrupt
+                    runs[index].seconds = time.perf_counter() - began
+                    if runs[index].seconds >= cell_timeout:       # interrupted: KeyboardInterrupt
                         runs[index].status = "timeout"
                         runs[index].error = f"stopped after {cell_timeout:g} s"
                     elif error:
@@ -142,6 +146,8 @@ def grade_notebook(path, cell_timeout: float = 300.0, kernel_name: str = "python
     start = time.perf_counter()
     runs = {r.index: r for r in _execute(nb, cell_timeout, kernel_name, str(path.parent.resolve()))}
     grade.seconds = time.perf_counter() - start
+    grade.cells = [{"cell": r.index, "status": r.status, "error": r.error, "seconds": round(r.seconds, 1)}
+                   for r in sorted(runs.values(), key=lambda r: r.index) if r.status != "ok"]
     latest: dict[str, dict] = {}
     where: dict[str, int] = {}
     for i, cell in enumerate(nb.cells):
@@ -194,6 +200,7 @@ def format_report(grades: list[NotebookGrade]) -> str:
             lines.append(f"  {mark} {r['id']:<40} {r['awarded']}/{r['points']}  {r['difficulty']:<3} "
                          f"{r['message'] if not r['passed'] else ''}".rstrip())
         lines += [f"  ⚠ {flag}" for flag in g.flags]
+        lines += [f"  · cell {c['cell']}: {c['status']} ({c['error']})" for c in g.cells]
     if len(grades) > 1:
         lines.append(f"total: {sum(g.awarded for g in grades)} / {sum(g.possible for g in grades)} points")
     return "\n".join(lines)

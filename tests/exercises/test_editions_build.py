@@ -134,6 +134,7 @@ def test_instructor_edition_has_folded_solutions_and_the_guide(books):
     page = (html / "chapters" / "01_tiny" / "tiny.html").read_text()
     assert SOLUTION_MARK in page and "tag_solution" in page
     assert "★ · about 5 min · 1 point" in unescape(page)           # marks shown beside the exercise
+    assert re.search(r"postlib-exercise-marks.{0,200}attention FLOPs", page, re.S)      # above the cell, before running
     guide = _text(html / "instructor" / "guide.html")
     assert "FLOPs of attention by hand" in guide                       # collected objectives (math kept)
     assert "vaswani2017attention" not in guide and "mathjax" in (html / "instructor" / "guide.html").read_text()
@@ -153,5 +154,5 @@ def test_student_edition_has_no_solution_text_anywhere(books):
              and p.suffix in (".html", ".js", ".ipynb", ".txt", ".md", ".json") and SOLUTION_MARK in p.read_text(errors="ignore")]
     assert not leaks, f"solution text in the student edition: {leaks}"
     page = (html / "chapters" / "01_tiny" / "tiny.html").read_text()
-    assert "chapter body runs" in page                                  # outputs reused, not re-executed
+    assert "chapter body runs" in page and "postlib-exercise-marks" in page                                  # outputs reused, not re-executed
     assert "colab.research.google.com/github/" in page and "/blob/main/student/chapters/01_tiny/tiny.ipynb" in page
