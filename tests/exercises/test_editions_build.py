@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from postlib.exercises.editions import student_book_source
+from postlib.exercises.editions import read_page, solution_lines, student_book_source
 
 ROOT = Path(__file__).resolve().parents[2]
 JB = Path(sys.executable).parent / "jupyter-book"
@@ -125,8 +125,8 @@ def books(tmp_path_factory):
     return src / "_build" / "html", student / "_build" / "html", src
 
 
-def _text(path: Path) -> str:
-    return unescape(re.sub(r"<[^>]+>", " ", path.read_text()))
+def _text(path: Path, joiner: str = " ") -> str:
+    return unescape(re.sub(r"<[^>]+>", joiner, path.read_text()))
 
 
 def test_instructor_edition_has_folded_solutions_and_the_guide(books):
@@ -154,5 +154,12 @@ def test_student_edition_has_no_solution_text_anywhere(books):
              and p.suffix in (".html", ".js", ".ipynb", ".txt", ".md", ".json") and SOLUTION_MARK in p.read_text(errors="ignore")]
     assert not leaks, f"solution text in the student edition: {leaks}"
     page = (html / "chapters" / "01_tiny" / "tiny.html").read_text()
-    assert "chapter body runs" in page and "postlib-exercise-marks" in page                                  # outputs reused, not re-executed
+    assert "chapter body runs" in page and "postlib-exercise-marks" in page
+    source = books[2] / "chapters" / "01_tiny" / "tiny.md"
+    lines = solution_lines(read_page(source), min_length=8)
+    assert "return kv_solution_marker_7d1" in lines
+    visible = _text(html / "chapters" / "01_tiny" / "tiny.html", "")       # highlighted code: <span>s removed
+    assert not [line for line in lines if line in visible]
+    instructor = _text(books[0] / "chapters" / "01_tiny" / "tiny.html", "")
+    assert all(line in instructor for line in lines)          # the same probe finds them where they belong
     assert "colab.research.google.com/github/" in page and "/blob/main/student/chapters/01_tiny/tiny.ipynb" in page
