@@ -131,3 +131,22 @@ def test_run_checker_without_marks_still_works(capsys):
 
     assert run_checker("demo", lambda: None, cases) is False
     assert "❌ demo: a hint" in capsys.readouterr().out
+
+
+def test_every_public_checker_carries_marks():
+    """A new chapter's checker must be registered (@exercise or a question helper), or the grader, the
+    student notebooks and the guide would not see it."""
+    import importlib
+    import pkgutil
+
+    import postlib.exercises as package
+    from postlib.exercises.core import _INFRASTRUCTURE
+    unregistered = []
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name.startswith("_") or info.name in _INFRASTRUCTURE:
+            continue
+        module = importlib.import_module(f"postlib.exercises.{info.name}")
+        for name, obj in vars(module).items():
+            if name.startswith(("check_", "predict_")) and callable(obj) and not hasattr(obj, "exercise"):
+                unregistered.append(f"{info.name}.{name}")
+    assert not unregistered, f"checkers without marks: {unregistered}"
