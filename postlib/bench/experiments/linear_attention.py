@@ -67,8 +67,11 @@ def record(args) -> dict:
                   progress=not args.quiet)
     rows = measure_functions({lin_name: lin_f}, args.lengths, repeats=args.repeats, **common)
     rows += measure_functions({soft_name: soft_f}, args.softmax_lengths, repeats=args.softmax_repeats, **common)
-    exponents = {name: fit_exponent([r["length"] for r in rows if r["name"] == name],
-                                    [r["time_ms"] for r in rows if r["name"] == name]) for name in facts}
+    exponents = {}
+    for name in facts:                                 # a fit needs two lengths or more
+        points = [(r["length"], r["time_ms"]) for r in rows if r["name"] == name and r["status"] == "ok"]
+        if len({length for length, _ in points}) >= 2:
+            exponents[name] = fit_exponent(*zip(*points))
     notes = (f"1 batch, {args.heads} heads, head_dim {args.head_dim}, fp32, no grad. Linear: elu+1 features, "
              f"chunked (chunk {args.chunk_size}). Softmax: torch SDPA causal (memory-efficient CPU kernel). "
              f"{torch.get_num_threads()} torch thread(s). Medians of {args.repeats} (linear) / "
