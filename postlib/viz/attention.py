@@ -84,7 +84,7 @@ def attention_map(length: int, head_dim: int, causal: bool = False, seed: int = 
         f"{pattern} queries and keys{', causal mask' if causal else ''}",
         "Row i is query i's distribution over the keys",
         f"Mean row entropy {entropy:.2f} nats (uniform over the visible keys: {uniform:.2f})")
-    return finish(fig, "Who attends to whom", caption, height=460)
+    return finish(fig, "Softmax attention weights", caption, height=460)
 
 
 def cost_curves(lengths, head_dim: int, *, current_length: int | None = None, block_size: int = 64,

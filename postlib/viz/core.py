@@ -13,10 +13,9 @@ import plotly.graph_objects as go
 
 from . import palette
 from .responsive import responsive_meta
-from .theme import get_caption
+from .theme import X_LABELS_PX, get_caption, legend_band_px, legend_below
 
-SLIDER_GAP_PX = 58         # below the plot area: x tick labels and x title, then the controls
-CONTROLS_PX = 96           # height of the slider band (current value, rail, step labels)
+CONTROLS_PX = 100          # height of the slider band (current value, rail, step labels)
 BUTTONS_PX = 78            # room left of the rail for the ▶ and ❚❚ buttons
 WIDE_RAIL_PX = 640         # rail length assumed when deciding whether step labels fit
 
@@ -49,29 +48,24 @@ def frames_figure(builder: Callable[..., go.Figure], name: str, values: Iterable
     if len(n_traces) != 1:
         raise ValueError(f"builder returned a different number of traces across {name} values: {sorted(n_traces)}")
     fig = go.Figure(data=figs[start].data, layout=figs[start].layout)
-    # Frames change texts and shapes only: annotations keep the layout's positions (which the
-    # narrow patch may have moved), so a frame never puts a subplot title back where it was.
-    fig.frames = [go.Frame(data=f.data, name=str(i),
-                           layout=dict(title=dict(text=f.layout.title.text),
-                                       annotations=[dict(text=a.text) for a in f.layout.annotations],
-                                       shapes=f.layout.shapes))
-                  for i, f in enumerate(figs)]
+    fig.frames = [go.Frame(data=f.data, name=str(i), layout=_frame_layout(f)) for i, f in enumerate(figs)]
     label = label or name
     steps = [dict(method="animate", label=_fmt(v),
                   args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
                                        transition=dict(duration=0))])
              for i, v in enumerate(values)]
+    gap = X_LABELS_PX + 2 + (legend_band_px(fig) if legend_below(fig) else 0)   # the controls' band starts here
     longest = max(len(s["label"]) for s in steps)
     crowded = len(steps) * (7 * longest + 6) > WIDE_RAIL_PX - (BUTTONS_PX if play else 0)
     slider = dict(active=start, steps=steps, x=0, len=1, y=0, yanchor="top", xanchor="left",
-                  pad=dict(t=SLIDER_GAP_PX, l=BUTTONS_PX if play else 0, r=0, b=0),
+                  pad=dict(t=gap, l=BUTTONS_PX if play else 0, r=0, b=0),
                   currentvalue=dict(prefix=f"{label} = ", xanchor="right", font=dict(size=13, color=palette.NEUTRALS["ink"])),
                   font=dict(size=11, color="rgba(0,0,0,0)" if crowded else None), ticklen=3)
     fig.update_layout(sliders=[slider])
     if play:
         fig.update_layout(updatemenus=[dict(
             type="buttons", showactive=False, direction="left", x=0, xanchor="left", y=0, yanchor="top",
-            pad=dict(t=SLIDER_GAP_PX + 22, l=0, r=0, b=0),
+            pad=dict(t=gap + 22, l=0, r=0, b=0),
             buttons=[dict(label="▶", method="animate",
                           args=[None, dict(frame=dict(duration=duration_ms, redraw=True), fromcurrent=False,
                                            transition=dict(duration=0), mode="immediate")]),
@@ -85,6 +79,17 @@ def frames_figure(builder: Callable[..., go.Figure], name: str, values: Iterable
     meta.update(responsive_meta(fig))
     fig.layout.meta = meta
     return fig
+
+
+def _frame_layout(f: go.Figure) -> dict:
+    """What a frame changes in the layout: texts, shapes and colour ranges. Never a position: the
+    narrow patch may have moved annotations and colorbars, and a frame must not move them back."""
+    layout = dict(title=dict(text=f.layout.title.text), annotations=[dict(text=a.text) for a in f.layout.annotations],
+                  shapes=f.layout.shapes)
+    for key in (k for k in f.layout.to_plotly_json() if k.startswith("coloraxis")):
+        axis = f.layout[key]
+        layout[key] = dict(cmin=axis.cmin, cmax=axis.cmax, cmid=axis.cmid)
+    return layout
 
 
 def _fmt(v) -> str:

@@ -27,6 +27,15 @@ MARGIN = dict(l=52, r=14)
 LEGENDABLE = {"scatter", "scattergl", "bar", "histogram", "box", "violin"}
 
 
+def axis(fig: go.Figure, key: str):
+    """``fig.layout[key]`` ("xaxis2" ...), defined empty first when a trace uses an axis the layout lacks."""
+    try:
+        return fig.layout[key]
+    except KeyError:
+        fig.layout[key] = {}
+        return fig.layout[key]
+
+
 def subplot_panels(fig: go.Figure) -> dict:
     """``{(xref, yref): {"x": (x0, x1), "y": (y0, y1), "xaxis", "yaxis", "square"}}`` for each panel in use."""
     pairs = {(t.xaxis or "x", t.yaxis or "y") for t in fig.data if hasattr(t, "xaxis")}
@@ -35,7 +44,7 @@ def subplot_panels(fig: go.Figure) -> dict:
     panels = {}
     for xref, yref in pairs:
         xkey, ykey = "xaxis" + xref[1:], "yaxis" + yref[1:]
-        xa, ya = fig.layout[xkey], fig.layout[ykey]
+        xa, ya = axis(fig, xkey), axis(fig, ykey)
         panels[(xref, yref)] = dict(x=tuple(xa.domain or (0.0, 1.0)), y=tuple(ya.domain or (0.0, 1.0)),
                                     xaxis=xkey, yaxis=ykey,
                                     square=bool(ya.scaleanchor == xref or xa.scaleanchor == yref))
@@ -65,21 +74,21 @@ def _subplot_titles(fig: go.Figure, panels: dict) -> dict:
 
 def _x_labels_px(fig: go.Figure, panel: dict) -> int:
     """Height below a panel taken by its x tick labels and x title."""
-    xa = fig.layout[panel["xaxis"]]
+    xa = axis(fig, panel["xaxis"])
     if xa.visible is False:
         return 0
     px = 30 if xa.showticklabels is not False else 6
     return px + (26 if xa.title.text else 0)
 
 
-def _legend_rows(fig: go.Figure, width: float = ASSUMED_WIDTH - MARGIN["l"] - MARGIN["r"]) -> int:
-    row, rows = 0.0, 1
-    for t in legend_items(fig):
-        w = 50 + 6.8 * len(str(t.name))
-        if row + w > width and row > 0:
-            rows, row = rows + 1, 0.0
-        row += w
-    return rows
+def legend_rows(fig: go.Figure, width: float = ASSUMED_WIDTH - MARGIN["l"] - MARGIN["r"]) -> int:
+    """Rows of a horizontal legend ``width`` px wide: one row if every entry fits, else (as plotly
+    does) a grid whose columns are as wide as the widest entry."""
+    widths = [50 + 6.8 * len(str(t.name)) for t in legend_items(fig)]
+    if not widths or sum(widths) <= width:
+        return 1
+    per_row = max(1, int(width // max(widths)))
+    return -(-len(widths) // per_row)
 
 
 def narrow_title(text: str | None) -> str | None:
@@ -133,10 +142,11 @@ def narrow_patch(fig: go.Figure) -> dict:
         patch[f"{name}.colorbar.yref"] = "paper"
         bands_px += 66
     if legend_items(fig):
+        band = 26 * legend_rows(fig) + 16
         patch.update({"legend.orientation": "h", "legend.x": 0, "legend.xanchor": "left", "legend.xref": "paper",
                       "legend.y": -bands_px / plot_h, "legend.yanchor": "top", "legend.yref": "paper",
-                      "legend.font.size": 11})
-        bands_px += 26 * _legend_rows(fig) + 16
+                      "legend.font.size": 11, "legend.maxheight": band + 20})     # px: all of it, no scrolling
+        bands_px += band
     if fig.layout.sliders:
         y = -bands_px / plot_h
         steps = len(fig.layout.sliders[0].steps)

@@ -25,13 +25,16 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from . import palette
-from .responsive import legend_items, responsive_meta, subplot_panels
+from .responsive import axis as layout_axis
+from .responsive import legend_items, legend_rows, responsive_meta, subplot_panels
 
 TEMPLATE_NAME = "postlib"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 TITLE_SIZE = 16
 WIDE_TITLE_CHARS = 80      # a longer title is wrapped (the JS rewraps it to the real width)
 HEIGHT = 420
+WIDE_LEGEND_PX = 640       # width a legend under the plot may fill on a desktop page
+X_LABELS_PX = 56           # under the plot area: x tick labels and the x-axis title
 COLORBAR_PAD, COLORBAR_COLUMN = 14, 90   # px right of the plot; px between side-by-side colour bars
 
 
@@ -147,7 +150,7 @@ def _is_power_of_two(v: float) -> bool:
 def label_log_axes(fig: go.Figure) -> go.Figure:
     """Give every log axis explicit decade (or round) tick values and labels."""
     for key in _axis_keys(fig):
-        axis = fig.layout[key]
+        axis = layout_axis(fig, key)
         if axis.type != "log":
             continue
         vals = _axis_values(fig, key)
@@ -159,7 +162,7 @@ def label_log_axes(fig: go.Figure) -> go.Figure:
             continue
         ticks = log_ticks(lo, hi, vals)
         axis.update(tickmode="array", tickvals=ticks, ticktext=[tick_label(v) for v in ticks],
-                    minor=dict(ticks="outside", ticklen=2, tickcolor=palette.NEUTRALS["faint"], showgrid=False))
+                    minor=dict(ticks="outside", ticklen=3, dtick="D1", tickcolor=palette.NEUTRALS["context"], showgrid=False))
     return fig
 
 
@@ -189,14 +192,20 @@ def _place_legend_and_colorbars(fig: go.Figure, legend: str | None) -> None:
         rows = [panels[p] for p in {(t.xaxis or "x", t.yaxis or "y") for t in fig.data
                                     if getattr(t, "coloraxis", None) == name} if p in panels]
         spans[name] = (min(r["y"][0] for r in rows), max(r["y"][1] for r in rows)) if rows else (0.0, 1.0)
-    legend_rows = [panels[p] for p in {(t.xaxis or "x", t.yaxis or "y") for t in items} if p in panels]
-    legend_span = ((min(r["y"][0] for r in legend_rows), max(r["y"][1] for r in legend_rows))
-                   if legend_rows else (0.0, 1.0))
+    legend_panels = [panels[p] for p in {(t.xaxis or "x", t.yaxis or "y") for t in items} if p in panels]
+    legend_span = ((min(r["y"][0] for r in legend_panels), max(r["y"][1] for r in legend_panels))
+                   if legend_panels else (0.0, 1.0))
     overlaps = any(not (legend_span[0] >= hi - 1e-9 or legend_span[1] <= lo + 1e-9) for lo, hi in spans.values())
-    if items and (legend == "bottom" or (legend is None and colorbars and overlaps)):
-        fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=0, yanchor="bottom",
-                                      yref="container", xref="paper"))
-        fig.update_layout(margin=dict(b=(fig.layout.margin.b or 50) + 30 * _legend_rows(items, 900)))
+    side_by_side = len({p["x"] for p in panels.values()}) > 1      # panels in columns need the width
+    plot_h = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    too_tall = 21 * len(items) > (legend_span[1] - legend_span[0]) * plot_h   # it would scroll beside the plot
+    if items and (legend == "bottom" or (legend is None and (side_by_side or too_tall or (colorbars and overlaps)))):
+        # Under the x-axis titles, in a band of its own that adds to the figure's height.
+        bottom = (fig.layout.margin.b or 50) + legend_band_px(fig)
+        fig.update_layout(margin=dict(b=bottom), height=fig.layout.height + legend_band_px(fig))
+        plot_h = fig.layout.height - fig.layout.margin.t - bottom
+        fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-X_LABELS_PX / plot_h, yanchor="top",
+                                      yref="paper", xref="paper", maxheight=legend_band_px(fig) + 20))
     elif items:
         fig.update_layout(legend=dict(orientation="v", x=1.02, xanchor="left", y=legend_span[1], yanchor="top"))
     placed: list[tuple[float, float]] = []
@@ -208,14 +217,13 @@ def _place_legend_and_colorbars(fig: go.Figure, legend: str | None) -> None:
                                          y=(lo + hi) / 2, yanchor="middle", len=max(hi - lo, 0.3), lenmode="fraction")
 
 
-def _legend_rows(items, width_px: float) -> int:
-    row, rows = 0.0, 1
-    for t in items:
-        w = 46 + 7 * len(str(t.name or ""))
-        if row + w > width_px and row > 0:
-            rows, row = rows + 1, 0.0
-        row += w
-    return rows
+def legend_band_px(fig: go.Figure) -> int:
+    """Height of a horizontal legend under the plot on a desktop page."""
+    return 26 * legend_rows(fig, WIDE_LEGEND_PX) + 10
+
+
+def legend_below(fig: go.Figure) -> bool:
+    return bool(fig.layout.showlegend) and fig.layout.legend.orientation == "h"
 
 
 def _colorbar_axes(fig: go.Figure) -> list[str]:
@@ -263,9 +271,11 @@ def finish(fig: go.Figure, title: str | None = None, caption: str | None = None,
         title: a short headline (parameters and results go in ``caption``).
         caption: plain text for ``fig.layout.meta["caption"]`` (the book numbers and prints it).
         height: figure height in px on a wide screen (default 420).
-        legend: ``"bottom"`` to force the legend under the plot; default: right of it, unless
-            a colorbar needs that space.
+        legend: ``"bottom"`` to put the legend under the plot, ``"right"`` beside it; default:
+            under the plot when panels stand side by side or a colorbar needs the space, else right.
     """
+    if legend not in (None, "bottom", "right"):
+        raise ValueError(f"legend must be None, 'bottom' or 'right', got {legend!r}")
     register_template()
     fig.update_layout(template=TEMPLATE_NAME, height=height or fig.layout.height or HEIGHT)
     if title is not None:
@@ -276,6 +286,10 @@ def finish(fig: go.Figure, title: str | None = None, caption: str | None = None,
     if margin:
         fig.update_layout(margin=margin)
     label_log_axes(fig)
+    for key in _axis_keys(fig):       # a square panel that leaves height over hugs its subplot title
+        axis = layout_axis(fig, key)
+        if key.startswith("yaxis") and axis.scaleanchor and axis.constrain == "domain" and not axis.constraintoward:
+            axis.constraintoward = "top"
     _place_legend_and_colorbars(fig, legend)
     meta = dict(fig.layout.meta or {}) if isinstance(fig.layout.meta, dict) else {}
     meta["caption"] = caption if caption is not None else meta.get("caption", "")

@@ -67,7 +67,11 @@ def check_template_and_caption(fig: go.Figure) -> list[str]:
 def check_axis_titles(fig: go.Figure) -> list[str]:
     problems = []
     for key in used_axes(fig):
-        axis = fig.layout[key]
+        try:
+            axis = fig.layout[key]
+        except KeyError:
+            problems.append(f"{key} has no title")
+            continue
         if axis.visible is False or axis.title.text:
             continue
         # A shared x axis of stacked panels shows its title once, under the bottom panel.
@@ -91,7 +95,10 @@ def check_log_axes(fig: go.Figure) -> list[str]:
     """Log axes carry explicit ticks: the decades when the data span two or more, never plotly's minor labels."""
     problems = []
     for key in used_axes(fig):
-        axis = fig.layout[key]
+        try:
+            axis = fig.layout[key]
+        except KeyError:
+            continue
         if axis.type != "log":
             continue
         if axis.tickmode != "array" or not axis.tickvals:
