@@ -88,12 +88,15 @@ def cost_per_query(method: str, budget: int, length: int, head_dim: int, chunk_s
             "linformer": 2 * budget * d, "reformer": budget * 2 * (2 * chunk_size) * d}[method]
 
 
+BUDGET_SYMBOL = {"performer": "m", "linformer": "k", "reformer": "rounds"}
+
+
 def budget_label(method: str, budget: int) -> str:
-    """"performer (features m = 16)"; linear attention has no budget: "linear (elu+1 features)"."""
+    """A short panel title: "performer (m = 16)"; linear attention has no budget: "linear (elu+1)"."""
     check_choice(method, "method", METHODS)
     if method == "linear":
-        return "linear (elu+1 features)"
-    return f"{method} ({BUDGET_NAME[method]} = {budget})"
+        return "linear (elu+1)"
+    return f"{method} ({BUDGET_SYMBOL[method]} = {budget})"
 
 
 def approx_maps_figure(method: str = "performer", budget: int = 16, length: int = 64, head_dim: int = 16,
@@ -105,7 +108,7 @@ def approx_maps_figure(method: str = "performer", budget: int = 16, length: int 
     rel = float(np.linalg.norm(approx - exact) / np.linalg.norm(exact))
     c_exact, c_apx = cost_per_query("exact", budget, length, head_dim), cost_per_query(method, budget, length, head_dim)
     vmax = float(max(exact.max(), np.abs(approx).max()))
-    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08,
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.12,
                         subplot_titles=("exact softmax", budget_label(method, budget), "|error|"))
     hover = "query %{y}, key %{x}: %{z:.3f}<extra></extra>"
     coloraxis(fig, "coloraxis", title="weight", cmin=min(0.0, float(approx.min())), cmax=vmax)
@@ -120,6 +123,7 @@ def approx_maps_figure(method: str = "performer", budget: int = 16, length: int 
     caption = caption_text(
         f"Attention maps for L = {length}, d = {head_dim}{', causal' if causal else ''}: exact softmax (left), "
         f"{method}'s effective map, computed by running it on V = I (middle), and their absolute difference (right)",
+        "" if method == "linear" else f"Budget: {BUDGET_NAME[method]} = {budget}",
         f"Relative error ‖Â − A‖/‖A‖ = {rel:.3f}; cost per query ≈ {c_apx:,} multiply-adds against {c_exact:,} "
         f"for exact attention")
     return finish(fig, f"Attention maps: exact vs {method}", caption, height=380)

@@ -145,7 +145,7 @@ def lsh_sorted_figure(length: int = 64, head_dim: int = 16, n_buckets: int = 8, 
     order = torch.argsort(b * length + torch.arange(length)).numpy()
     sorted_map = approx[np.ix_(order, order)]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("token order", "sorted by (bucket, position)"),
-                        horizontal_spacing=0.12)
+                        horizontal_spacing=0.14)
     hover = "%{y}, %{x}: %{z:.3f}<extra></extra>"
     coloraxis(fig, title="weight", cmin=0)
     fig.add_trace(go.Heatmap(z=approx, coloraxis="coloraxis", hovertemplate=hover), 1, 1)

@@ -103,7 +103,7 @@ def cost_curves(lengths, head_dim: int, *, current_length: int | None = None, bl
                              bytes_per_element=bytes_per_element) for n in lengths]
     now = attention_costs(current, head_dim, batch=batch, heads=heads, block_size=block_size,
                           bytes_per_element=bytes_per_element)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("forward FLOPs", "peak memory"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("forward FLOPs", "peak memory"), horizontal_spacing=0.14)
     styles = {"materialised": dict(color=palette.color("softmax")), "tiled": dict(color=palette.color("flash"), dash="dash")}
     names = {"materialised": "materialised (S, P in memory)", "tiled": f"tiled ({block_size}-key tiles)"}
     for col, metric in ((1, "flops"), (2, "bytes")):

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from . import palette
 from .responsive import responsive_meta
-from .theme import X_LABELS_PX, get_caption, legend_band_px, legend_below
+from .theme import bottom_bands_px, get_caption
 
 CONTROLS_PX = 100          # height of the slider band (current value, rail, step labels)
 BUTTONS_PX = 78            # room left of the rail for the ▶ and ❚❚ buttons
@@ -54,7 +54,7 @@ def frames_figure(builder: Callable[..., go.Figure], name: str, values: Iterable
                   args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
                                        transition=dict(duration=0))])
              for i, v in enumerate(values)]
-    gap = X_LABELS_PX + 2 + (legend_band_px(fig) if legend_below(fig) else 0)   # the controls' band starts here
+    gap = bottom_bands_px(fig) + 2           # the controls' band starts under x labels, colour bars, legend
     longest = max(len(s["label"]) for s in steps)
     crowded = len(steps) * (7 * longest + 6) > WIDE_RAIL_PX - (BUTTONS_PX if play else 0)
     slider = dict(active=start, steps=steps, x=0, len=1, y=0, yanchor="top", xanchor="left",

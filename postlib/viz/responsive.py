@@ -214,11 +214,41 @@ def _get(fig: go.Figure, path: str):
     return list(obj) if isinstance(obj, tuple) else obj
 
 
-def responsive_meta(fig: go.Figure) -> dict:
-    """``{"narrow": patch, "wide": the same keys' values in the figure's own layout}`` (see the module docstring).
+MIN_PANEL_PX = 150         # narrowest plot area a panel may have in the wide layout
+MIN_GAP_PX = 66            # between side-by-side panels: the right one's y tick labels and y title
+TITLE_CHAR_PX = 8.6        # a subplot title's glyph width at 16 px
 
-    The script restores "wide" above 600 px: plotly rewrites some layout values while drawing
-    (the domain of a square heatmap, for one), so the originals travel with the figure.
+
+def narrow_below(fig: go.Figure) -> int:
+    """The width (px) below which the figure takes its narrow layout: 600, or more when its panels stand
+    side by side and would get narrower than ``MIN_PANEL_PX`` (or their gaps and titles too tight)."""
+    panels = subplot_panels(fig)
+    columns = sorted({p["x"] for p in panels.values()})
+    if len(columns) < 2:
+        return NARROW_PX
+    titles = _subplot_titles(fig, panels)
+    need = [MIN_PANEL_PX / (b - a) for a, b in columns]
+    need += [MIN_GAP_PX / (c[0] - p[1]) for p, c in zip(columns, columns[1:]) if c[0] > p[1]]
+    for key, j in titles.items():
+        a, b = panels[key]["x"]
+        pitch = (b - a) + min([c[0] - b for c in columns if c[0] > b] + [1 - b + 0.05])
+        need.append(TITLE_CHAR_PX * len(str(fig.layout.annotations[j].text)) / pitch)
+    margin = fig.layout.margin
+    extras = (margin.l or 60) + (margin.r or 20)
+    colorbars = [n for n in {getattr(t, "coloraxis", None) for t in fig.data} - {None}
+                 if fig.layout[n].showscale is not False]
+    extras += 90 * sum(1 for n in colorbars if fig.layout[n].colorbar.orientation != "h")
+    if fig.layout.showlegend and fig.layout.legend.orientation == "v":
+        extras += 50 + 6.8 * max(len(str(t.name)) for t in legend_items(fig))
+    return max(NARROW_PX, int(round(max(need) + extras, -1)))
+
+
+def responsive_meta(fig: go.Figure) -> dict:
+    """``{"narrow": patch, "wide": the same keys' values in the figure's own layout, "narrow_below": px}``.
+
+    The script applies "narrow" below ``narrow_below`` px (600, or more for panels side by side) and
+    restores "wide" above it: plotly rewrites some layout values while drawing (the domain of a
+    square heatmap, for one), so the originals travel with the figure.
     """
     patch = narrow_patch(fig)
-    return {"narrow": patch, "wide": {key: _get(fig, key) for key in patch}}
+    return {"narrow": patch, "wide": {key: _get(fig, key) for key in patch}, "narrow_below": narrow_below(fig)}

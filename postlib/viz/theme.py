@@ -9,11 +9,13 @@ A builder draws its traces with palette colours (:mod:`postlib.viz.palette`) and
   live there, never on an axis (the book prints it as the numbered caption);
 * every log axis labelled at decades, or at a few round values when the data span less
   than two decades — never plotly's "2 3 4 5 6 7 8 9" minor labels (:func:`log_ticks`);
-* legend and colorbars in their own space: the legend right of the plot, beside the
-  panels its traces are in, and a colorbar beside its heatmap; when they would share
-  space, the legend moves under the plot;
-* a layout patch for screens narrower than 600 px in ``fig.layout.meta["narrow"]``
-  (:func:`postlib.viz.responsive.narrow_patch`), applied by ``static/postlib-figures.js``.
+* legend and colorbars in their own space: a colorbar beside its heatmaps (side by side when
+  several share the height), the legend right of the panels its traces are in, or in a band
+  under the plot when panels stand side by side, when it is taller than its panels, or when
+  a colorbar needs that side;
+* a layout patch for screens narrower than 600 px in ``fig.layout.meta["narrow"]`` and the
+  figure's own values of the same keys in ``fig.layout.meta["wide"]``
+  (:func:`postlib.viz.responsive.responsive_meta`), applied by ``static/postlib-figures.js``.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ HEIGHT = 420
 WIDE_LEGEND_PX = 640       # width a legend under the plot may fill on a desktop page
 X_LABELS_PX = 56           # under the plot area: x tick labels and the x-axis title
 COLORBAR_PAD, COLORBAR_COLUMN = 14, 90   # px right of the plot; px between side-by-side colour bars
+COLORBAR_BAND_PX = 62      # a horizontal colour bar under the plot: title, bar, tick labels
 
 
 def _axis_style() -> dict:
@@ -121,7 +124,7 @@ def log_ticks(lo: float, hi: float, values=()) -> list[float]:
                  for m in (1, 2, 5) if lo * (1 - 1e-6) <= m * 10.0 ** k <= hi * (1 + 1e-6)]
     while len(cands) > 6:
         cands = cands[::2]
-    return cands or [lo, hi]
+    return cands or sorted({lo, hi})
 
 
 def tick_label(v: float) -> str:
@@ -179,42 +182,60 @@ def _axis_keys(fig: go.Figure) -> list[str]:
 
 # --------------------------------------------------------------------------- legend and colorbars
 
+def _panels_of(fig: go.Figure, panels: dict, traces) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The x and y paper spans of the panels ``traces`` are drawn in ((0, 1), (0, 1) when none)."""
+    used = [panels[p] for p in {(t.xaxis or "x", t.yaxis or "y") for t in traces} if p in panels]
+    if not used:
+        return (0.0, 1.0), (0.0, 1.0)
+    return ((min(p["x"][0] for p in used), max(p["x"][1] for p in used)),
+            (min(p["y"][0] for p in used), max(p["y"][1] for p in used)))
+
+
+def _add_bottom_band(fig: go.Figure, px: int) -> None:
+    """Room under the plot: the margin and the figure grow together, so the plot keeps its height."""
+    fig.update_layout(margin=dict(b=(fig.layout.margin.b or 50) + px), height=fig.layout.height + px)
+
+
 def _place_legend_and_colorbars(fig: go.Figure, legend: str | None) -> None:
     items = legend_items(fig)
     colorbars = _colorbar_axes(fig)
-    if not items:
-        fig.update_layout(showlegend=False)
-    else:
-        fig.update_layout(showlegend=True)
+    fig.update_layout(showlegend=bool(items))
     panels = subplot_panels(fig)
-    spans = {}
-    for name in colorbars:
-        rows = [panels[p] for p in {(t.xaxis or "x", t.yaxis or "y") for t in fig.data
-                                    if getattr(t, "coloraxis", None) == name} if p in panels]
-        spans[name] = (min(r["y"][0] for r in rows), max(r["y"][1] for r in rows)) if rows else (0.0, 1.0)
-    legend_panels = [panels[p] for p in {(t.xaxis or "x", t.yaxis or "y") for t in items} if p in panels]
-    legend_span = ((min(r["y"][0] for r in legend_panels), max(r["y"][1] for r in legend_panels))
-                   if legend_panels else (0.0, 1.0))
-    overlaps = any(not (legend_span[0] >= hi - 1e-9 or legend_span[1] <= lo + 1e-9) for lo, hi in spans.values())
+    spans = {name: _panels_of(fig, panels, [t for t in fig.data if getattr(t, "coloraxis", None) == name])
+             for name in colorbars}
+    legend_y = _panels_of(fig, panels, items)[1]
+    beside = [y for _, y in spans.values()]
+    shares_side = any(not (legend_y[0] >= hi - 1e-9 or legend_y[1] <= lo + 1e-9) for lo, hi in beside)
     side_by_side = len({p["x"] for p in panels.values()}) > 1      # panels in columns need the width
     plot_h = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
-    too_tall = 21 * len(items) > (legend_span[1] - legend_span[0]) * plot_h   # it would scroll beside the plot
-    if items and (legend == "bottom" or (legend is None and (side_by_side or too_tall or (colorbars and overlaps)))):
-        # Under the x-axis titles, in a band of its own that adds to the figure's height.
-        bottom = (fig.layout.margin.b or 50) + legend_band_px(fig)
-        fig.update_layout(margin=dict(b=bottom), height=fig.layout.height + legend_band_px(fig))
-        plot_h = fig.layout.height - fig.layout.margin.t - bottom
-        fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-X_LABELS_PX / plot_h, yanchor="top",
+    below = X_LABELS_PX                                            # px under the plot taken so far
+    if side_by_side and len(colorbars) > 1:
+        # Several bars beside a row of panels would eat its width: each goes under its own panels.
+        for name, ((x0, x1), _) in spans.items():
+            fig.layout[name].colorbar.update(orientation="h", x=(x0 + x1) / 2, xanchor="center", len=x1 - x0,
+                                             lenmode="fraction", y=-(below + 4) / plot_h, yanchor="top",
+                                             thickness=10, title=dict(side="top"))
+        _add_bottom_band(fig, COLORBAR_BAND_PX)
+        below += COLORBAR_BAND_PX
+    else:
+        placed: list[tuple[float, float]] = []
+        for name, (_, (lo, hi)) in spans.items():
+            # Colour bars beside the same panels stand side by side, each in its own 90 px column.
+            column = sum(1 for a, b in placed if not (lo >= b - 1e-9 or hi <= a + 1e-9))
+            placed.append((lo, hi))
+            fig.layout[name].colorbar.update(x=1.0, xanchor="left", xpad=COLORBAR_PAD + COLORBAR_COLUMN * column,
+                                             y=(lo + hi) / 2, yanchor="middle", len=max(hi - lo, 0.3),
+                                             lenmode="fraction")
+    if not items:
+        return
+    too_tall = 21 * len(items) > (legend_y[1] - legend_y[0]) * plot_h   # it would scroll beside the plot
+    if legend == "bottom" or (legend is None and (side_by_side or too_tall or (colorbars and shares_side))):
+        # Under the x-axis titles (and any colour bars), in a band of its own.
+        fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-below / plot_h, yanchor="top",
                                       yref="paper", xref="paper", maxheight=legend_band_px(fig) + 20))
-    elif items:
-        fig.update_layout(legend=dict(orientation="v", x=1.02, xanchor="left", y=legend_span[1], yanchor="top"))
-    placed: list[tuple[float, float]] = []
-    for name, (lo, hi) in spans.items():
-        # Colour bars beside the same panels stand side by side, each in its own 90 px column.
-        column = sum(1 for a, b in placed if not (lo >= b - 1e-9 or hi <= a + 1e-9))
-        placed.append((lo, hi))
-        fig.layout[name].colorbar.update(x=1.0, xanchor="left", xpad=COLORBAR_PAD + COLORBAR_COLUMN * column,
-                                         y=(lo + hi) / 2, yanchor="middle", len=max(hi - lo, 0.3), lenmode="fraction")
+        _add_bottom_band(fig, legend_band_px(fig))
+    else:
+        fig.update_layout(legend=dict(orientation="v", x=1.02, xanchor="left", y=legend_y[1], yanchor="top"))
 
 
 def legend_band_px(fig: go.Figure) -> int:
@@ -222,8 +243,18 @@ def legend_band_px(fig: go.Figure) -> int:
     return 26 * legend_rows(fig, WIDE_LEGEND_PX) + 10
 
 
-def legend_below(fig: go.Figure) -> bool:
-    return bool(fig.layout.showlegend) and fig.layout.legend.orientation == "h"
+def bottom_bands_px(fig: go.Figure) -> int:
+    """How far under the plot area the x labels, bottom colour bars and bottom legend reach (px)."""
+    margin = fig.layout.margin
+    plot_h = (fig.layout.height or HEIGHT) - (margin.t or 60) - (margin.b or 50)
+    reach = X_LABELS_PX
+    if fig.layout.showlegend and fig.layout.legend.orientation == "h" and fig.layout.legend.y is not None:
+        reach = max(reach, -fig.layout.legend.y * plot_h + legend_band_px(fig))
+    for name in _colorbar_axes(fig):
+        bar = fig.layout[name].colorbar
+        if bar.orientation == "h" and bar.y is not None:
+            reach = max(reach, -bar.y * plot_h + COLORBAR_BAND_PX)
+    return int(round(reach))
 
 
 def _colorbar_axes(fig: go.Figure) -> list[str]:

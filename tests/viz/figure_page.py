@@ -95,6 +95,20 @@ MEASURE = """() => {
 }"""
 
 
+ANIMATE = """async (frame) => {
+  const gd = document.querySelector('#box .js-plotly-plot');
+  await Plotly.animate(gd, [frame], {mode: 'immediate', frame: {duration: 0, redraw: true}, transition: {duration: 0}});
+  await new Promise(r => setTimeout(r, 50));
+  await PostlibFigures.update(gd);
+}"""
+
+
+def animate(page, frame: str) -> dict:
+    """Step an animated figure to ``frame`` (what the slider does) and re-measure."""
+    page.evaluate(ANIMATE, frame)
+    return page.evaluate(MEASURE)
+
+
 def open_page(page):
     page.set_content(HTML)
     page.add_script_tag(path=str(PLOTLY_JS))

@@ -1,11 +1,11 @@
 /* postlib-figures.js: narrow-screen layouts for postlib.viz figures (no dependencies; uses the global Plotly).
  *
- * Every postlib.viz builder stores a layout patch for screens narrower than 600 px in
- * layout.meta.narrow, and the figure's own values of the same attributes in layout.meta.wide
- * (see postlib/viz/responsive.py). This script finds every plotly div on the
- * page (also inside open shadow roots, as Panel renders them) and, when the div is narrower than
- * 600 px, redraws it with the patch applied (legend and colorbars under the plot, subplots
- * stacked, smaller margins) and the toolbar hidden; wider, it redraws the figure's own layout.
+ * Every postlib.viz builder stores in layout.meta a relayout patch for narrow screens ("narrow"),
+ * the figure's own values of the same attributes ("wide") and the width below which the patch
+ * applies ("narrow_below": 600 px, more for panels side by side); see postlib/viz/responsive.py.
+ * This script finds every plotly div on the page (also inside open shadow roots, as Panel renders
+ * them). Below that width it redraws the div with the patch (legend and colorbars under the plot,
+ * subplots stacked, smaller margins) and hides the toolbar; above it, the figure's own layout.
  * In both it wraps the title to the width and keeps the plot area as tall as the layout planned
  * (plotly shrinks it when an element needs more margin than planned). It re-checks on resize,
  * when a div appears, when a figure is replaced (Plotly.react) and after each animation frame.
@@ -102,7 +102,7 @@
     if (!state || !gd._fullLayout) return Promise.resolve();
     var width = gd.getBoundingClientRect().width;
     if (!width) return Promise.resolve();  // hidden (a dashboard page not shown): decide when visible
-    var mode = width < NARROW_PX ? "narrow" : "wide";
+    var mode = width < state.below ? "narrow" : "wide";
     return run(state, function () {
       var step = Promise.resolve();
       if (mode !== state.mode) {
@@ -137,7 +137,7 @@
       if (k in own) setPath(wide, k, own[k]);
     });
     if (typeof wide.height !== "number") wide.height = gd._fullLayout.height;
-    states.set(gd, {meta: meta, layouts: {wide: wide, narrow: narrow}, mode: "wide",
+    states.set(gd, {meta: meta, layouts: {wide: wide, narrow: narrow}, mode: "wide", below: meta.narrow_below || NARROW_PX,
                     queue: state ? state.queue : Promise.resolve()});
     gd.classList.remove("postlib-narrow");
     if (!gd.__postlibHooked) {
