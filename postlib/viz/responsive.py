@@ -10,9 +10,12 @@ the finished wide layout, a plotly *relayout* patch (``{"attribute.path": value}
   play buttons under the plot, each in its own band, so nothing overlaps;
 * shrinks the margins and fonts a little and sets the height the stacked layout needs.
 
-``static/postlib-figures.js`` applies the patch on load and on resize to every plotly div
-whose ``layout.meta.narrow`` is set, hides the toolbar, fits the title to the width, and
-restores the wide layout above 600 px. Pixel sizes below are for a ~360 px wide figure.
+:func:`responsive_meta` stores it in ``fig.layout.meta`` as ``"narrow"``, beside ``"wide"`` (the
+figure's own values of the same keys) and ``"narrow_below"`` (600 px, more when panels stand side
+by side and would get cramped: :func:`narrow_below`). ``static/postlib-figures.js`` applies the
+patch on load and on resize to every plotly div narrower than that, hides the toolbar, fits the
+title to the width, and restores the wide layout on a wider screen. Pixel sizes below are
+estimates for a ~340 px wide figure; the browser test checks them at 390 px.
 """
 from __future__ import annotations
 

@@ -71,9 +71,11 @@
     host.__postlibStyle = true;
   }
 
-  function fit(gd, base) {                 // title wrapped to the width, plot area as tall as planned
+  function fit(gd, base, redrawn) {       // title wrapped to the width, plot area as tall as planned
     var layout = gd.layout, full = gd._fullLayout, size = full._size;
     var upd = {}, text = getPath(layout, "title.text"), extra = 0;
+    // After react, plotly has placed a moved legend from stale sizes: placing it again fixes it.
+    if (redrawn && layout.legend && layout.legend.y !== undefined) upd["legend.y"] = layout.legend.y;
     if (text) {
       var font = (full.title && full.title.font && full.title.font.size) || 16;
       var fitted = wrap(text, Math.max(12, Math.floor((gd.getBoundingClientRect().width - size.l - 8) / (font * CHAR_EM))));
@@ -104,20 +106,20 @@
     if (!width) return Promise.resolve();  // hidden (a dashboard page not shown): decide when visible
     var mode = width < state.below ? "narrow" : "wide";
     return run(state, function () {
-      var step = Promise.resolve();
-      if (mode !== state.mode) {
+      var step = Promise.resolve(), redrawn = mode !== state.mode;
+      if (redrawn) {
         state.mode = mode;
         gd.classList.toggle("postlib-narrow", mode === "narrow");
         delete gd.layout.width;              // else Plots.resize keeps the width plotly wrote there
-        step = Plotly.Plots.resize(gd).then(function () {
+        // Size to the div first (unless plotly just did), since the patch is made for that width.
+        step = Math.abs(gd._fullLayout.width - width) < 1 ? Promise.resolve() : Plotly.Plots.resize(gd);
+        step = step.then(function () {
           // A colorbar that changes orientation is drawn over its old ticks: let plotly draw it afresh.
           gd.querySelectorAll(".infolayer g.colorbar").forEach(function (el) { el.remove(); });
           return Plotly.react(gd, gd.data, clone(state.layouts[mode]));
-        }).then(function () {            // react places a moved legend from stale sizes; placing it again fixes it
-          return gd.layout.legend ? Plotly.relayout(gd, {"legend.y": gd.layout.legend.y}) : null;
         });
       }
-      return step.then(function () { return fit(gd, state.layouts[mode]); })
+      return step.then(function () { return fit(gd, state.layouts[mode], redrawn); })
         .then(function () { return fit(gd, state.layouts[mode]); })   // once more if plotly pushed a margin
         .then(function () { gd.setAttribute("data-postlib-layout", mode); });
     });
@@ -153,32 +155,32 @@
     return true;
   }
 
-  function plotDivs(root, out) {
+  function plotDivs(root, deep, out) {    // deep: also inside open shadow roots (a walk over every element)
     root.querySelectorAll(".js-plotly-plot").forEach(function (el) { out.push(el); });
-    root.querySelectorAll("*").forEach(function (el) { if (el.shadowRoot) plotDivs(el.shadowRoot, out); });
+    if (deep) root.querySelectorAll("*").forEach(function (el) { if (el.shadowRoot) plotDivs(el.shadowRoot, deep, out); });
     return out;
   }
 
-  function scan() {
+  function scan(deep) {
     if (!window.Plotly) return;
-    plotDivs(document, []).forEach(function (gd) {
+    plotDivs(document, deep !== false, []).forEach(function (gd) {
       if (gd._fullLayout && gd.on && !states.has(gd) && adopt(gd)) apply(gd);
     });
   }
 
   var timer = null;
-  function later() { clearTimeout(timer); timer = setTimeout(scan, 60); }
+  function later() { clearTimeout(timer); timer = setTimeout(function () { scan(false); }, 100); }
   window.addEventListener("resize", later);
-  window.addEventListener("load", later);
+  window.addEventListener("load", function () { scan(true); });
   document.addEventListener("DOMContentLoaded", later);
   if (window.MutationObserver) {
     new MutationObserver(later).observe(document.documentElement, {childList: true, subtree: true});
   }
-  setInterval(scan, 1500);                 // figures inside shadow roots are not seen by the observer
+  setInterval(function () { scan(true); }, 1500);   // figures in shadow roots escape the observer
   window.PostlibFigures = {
     narrowPx: NARROW_PX, scan: scan, wrap: wrap,
     update: function (gd) {                // lay out one div now (or scan the page); resolves when done
-      if (!gd) { scan(); return Promise.resolve(); }
+      if (!gd) { scan(true); return Promise.resolve(); }
       return gd._fullLayout && adopt(gd) ? apply(gd) : Promise.resolve();
     }
   };
