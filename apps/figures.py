@@ -19,10 +19,14 @@ container, is updated in place (``pane.object = fig``; a new pane per change
 made plotly raise ``_guiEditing`` errors), and is not linked back to the figure
 object (``link_figure=False``: the browser's resize events would otherwise be
 written into the shared figure and echoed back as relayout messages).
+:class:`CaptionedFigure` is that pane with the figure's caption under it
+(``postlib.viz`` builders keep short headlines as titles and put parameters and
+results in ``fig.layout.meta["caption"]``): ``captioned.object = fig`` updates both.
 """
 from __future__ import annotations
 
 import copy
+import html
 import logging
 import threading
 from collections import OrderedDict
@@ -30,7 +34,10 @@ from typing import Callable
 
 import numpy as np
 import panel as pn
+import param
 import plotly.graph_objects as go
+
+from postlib.viz import get_caption
 
 log = logging.getLogger("apps")
 
@@ -173,3 +180,44 @@ def plotly_pane(fig=None, **kw) -> pn.pane.Plotly:
     kw.setdefault("config", PLOTLY_CONFIG)
     kw.setdefault("link_figure", False)
     return pn.pane.Plotly(fig, **kw)
+
+
+CAPTION_STYLES = {"font-size": "0.85em", "color": "var(--bs-secondary-color, #555)", "margin-top": "0"}
+
+
+class CaptionedFigure(pn.viewable.Viewer):
+    """A plotly pane and the figure's caption under it; set ``object`` to show a new figure in place."""
+
+    object = param.Parameter(default=None, doc="The plotly figure shown (None: nothing yet).")
+    visible = param.Boolean(default=True, doc="Show or hide the figure and its caption together.")
+
+    def __init__(self, fig=None, visible: bool = True, **pane_kw):
+        super().__init__()
+        self.pane = plotly_pane(**pane_kw)
+        self.caption = pn.pane.HTML("", sizing_mode="stretch_width", visible=False, styles=CAPTION_STYLES,
+                                    css_classes=["figure-caption"])
+        self._layout = pn.Column(self.pane, self.caption, sizing_mode="stretch_width")
+        self.object = fig
+        self.visible = visible
+        self._show_figure()
+        self._show()
+
+    @param.depends("object", watch=True)
+    def _show_figure(self) -> None:
+        fig = self.object
+        self.pane.object = fig
+        text = get_caption(fig) if fig is not None and hasattr(fig, "layout") else ""
+        self.caption.object = f"<p>{html.escape(text)}</p>" if text else ""
+        self.caption.visible = bool(text)
+
+    @param.depends("visible", watch=True)
+    def _show(self) -> None:
+        self._layout.visible = self.visible
+
+    def __panel__(self):
+        return self._layout
+
+
+def captioned_figure(fig=None, visible: bool = True, **pane_kw) -> CaptionedFigure:
+    """A :class:`CaptionedFigure` (``pane_kw`` go to :func:`plotly_pane`, e.g. ``css_classes``)."""
+    return CaptionedFigure(fig, visible=visible, **pane_kw)

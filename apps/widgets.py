@@ -9,7 +9,8 @@
 * the memory budget (``apps.budget``): :func:`budget_refusal` before anything
   is allocated, :func:`release_memory` after a large run;
 * figures (``apps.figures``): :func:`cached_figure` shares built figures across
-  sessions, :func:`plotly_pane` is updated in place (``pane.object = fig``);
+  sessions; :func:`captioned_figure` shows one with its caption, updated in place
+  (``figure.object = fig``; :func:`plotly_pane` is the bare pane);
 * layout (``apps.layout``): :func:`controls`, :func:`beside`,
   :func:`labelled_player`, :func:`section`, :func:`rule` fit a 390-px phone.
 
@@ -25,12 +26,12 @@ import panel as pn
 
 from apps.budget import (BUDGET_CAP_BYTES, BUDGET_FRACTION, GIB, budget_refusal, fits, format_bytes,
                          memory_budget_bytes, release_memory, rss_bytes)
-from apps.figures import PLOTLY_CONFIG, cached_figure, plotly_pane
+from apps.figures import PLOTLY_CONFIG, CaptionedFigure, cached_figure, captioned_figure, plotly_pane
 from apps.layout import beside, controls, labelled_player, rule, section, stack
 
 __all__ = ["Page", "ErrorAlert", "guarded", "budget_refusal", "fits", "format_bytes", "memory_budget_bytes",
            "release_memory", "rss_bytes", "GIB", "BUDGET_FRACTION", "BUDGET_CAP_BYTES", "cached_figure",
-           "plotly_pane", "PLOTLY_CONFIG", "controls", "beside", "stack", "labelled_player", "section", "rule"]
+           "plotly_pane", "captioned_figure", "CaptionedFigure", "PLOTLY_CONFIG", "controls", "beside", "stack", "labelled_player", "section", "rule"]
 
 log = logging.getLogger("apps")
 

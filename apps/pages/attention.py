@@ -20,7 +20,7 @@ import panel as pn
 import param
 
 from apps.widgets import (Page, beside, budget_refusal, cached_figure, controls, guarded, labelled_player,
-                          memory_budget_bytes, plotly_pane, section, stack)
+                          memory_budget_bytes, captioned_figure, section, stack)
 from postlib.viz.attention import PATTERNS, attention_map, cost_curves, flash_tiles_step, n_tiles
 
 HEAD_DIMS = [2, 4, 8, 16, 32, 64, 128]
@@ -57,9 +57,9 @@ class AttentionPage(Page):
         super().__init__(**params)
         self._budget_bytes = budget_bytes
         self.refusal.css_classes = ["attention-refusal"]
-        self.map_pane = plotly_pane(css_classes=["attention-map"])
-        self.cost_pane = plotly_pane(css_classes=["attention-costs"])
-        self.tiles_pane = plotly_pane(css_classes=["attention-tiles"])
+        self.map_pane = captioned_figure(css_classes=["attention-map"])
+        self.cost_pane = captioned_figure(css_classes=["attention-costs"])
+        self.tiles_pane = captioned_figure(css_classes=["attention-tiles"])
         self.player = labelled_player("tiles merged", start=1, end=2, interval=800)
         self.player.param.watch(self._on_player, "value")
         self.draw_map()

@@ -13,7 +13,7 @@ import panel as pn
 import param
 
 from apps.widgets import (Page, beside, budget_refusal, cached_figure, controls, guarded, labelled_player,
-                          plotly_pane, section, stack)
+                          captioned_figure, section, stack)
 from postlib.viz.approx import (BUDGET_NAME, DEFAULT_BUDGETS, METHODS, approx_maps_figure, error_vs_budget_figure,
                                 rnn_state_step)
 
@@ -53,9 +53,9 @@ class AttentionApproximationsPage(Page):
     def __init__(self, budget_bytes: int | None = None, **params):
         super().__init__(**params)
         self._budget_bytes = budget_bytes
-        self.maps_pane = plotly_pane(css_classes=["approx-maps"])
-        self.error_pane = plotly_pane(css_classes=["approx-error"])
-        self.state_pane = plotly_pane(css_classes=["approx-state"])
+        self.maps_pane = captioned_figure(css_classes=["approx-maps"])
+        self.error_pane = captioned_figure(css_classes=["approx-error"])
+        self.state_pane = captioned_figure(css_classes=["approx-state"])
         self.player = labelled_player("token t", start=0, end=self.state_length - 1, interval=400)
         self.player.param.watch(self._on_player, "value")
         self._on_method()

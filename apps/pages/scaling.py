@@ -20,8 +20,8 @@ import postlib
 from apps import measure
 from apps.measure import BATCH, DTYPE, REPEATS, MeasurementRun, Progress, Settings
 from apps.results import describe_provenance, plottable_rows, recorded_files, timing_rows
-from apps.widgets import (Page, beside, controls, format_bytes, guarded, memory_budget_bytes, plotly_pane, rule,
-                          rss_bytes, section, stack)
+from apps.widgets import (Page, beside, captioned_figure, controls, format_bytes, guarded, memory_budget_bytes,
+                          rss_bytes, rule, section, stack)
 from postlib import bench
 from postlib.viz.scaling import scaling_figure
 
@@ -85,9 +85,9 @@ class ScalingPage(Page):
                                                bar_color="primary")
         self.skipped = pn.pane.Markdown("", sizing_mode="stretch_width", visible=False)
         self.machine = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "0.85em"})
-        self.figure = plotly_pane(css_classes=["scaling-live"])
+        self.figure = captioned_figure(css_classes=["scaling-live"])
         self.recorded_info = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self.recorded_figure = plotly_pane(visible=False, css_classes=["scaling-recorded"])
+        self.recorded_figure = captioned_figure(visible=False, css_classes=["scaling-recorded"])
         self.recorded_table = pn.pane.DataFrame(None, visible=False, sizing_mode="stretch_width", max_rows=60)
         self.run_button = pn.widgets.Button(label="Run", color="primary")
         self.stop_button = pn.widgets.Button(label="Stop", disabled=True)

@@ -12,7 +12,7 @@ import panel as pn
 import param
 
 from apps.widgets import (Page, beside, budget_refusal, cached_figure, controls, guarded, labelled_player,
-                          plotly_pane, section, stack)
+                          captioned_figure, section, stack)
 from postlib.ssm.demo import INPUTS, demo_input, state_trajectories
 from postlib.ssm.hippo import KINDS
 from postlib.viz.ssm import eigenvalue_map, hidden_state_figure, hippo_reconstruction
@@ -66,9 +66,9 @@ class StateSpacesPage(Page):
         super().__init__(**params)
         self._budget_bytes = budget_bytes
         self._drawable = False
-        self.state_pane = plotly_pane(css_classes=["ssm-states"])
-        self.hippo_pane = plotly_pane(css_classes=["ssm-hippo"])
-        self.eig_pane = plotly_pane(css_classes=["ssm-eigenvalues"])
+        self.state_pane = captioned_figure(css_classes=["ssm-states"])
+        self.hippo_pane = captioned_figure(css_classes=["ssm-hippo"])
+        self.eig_pane = captioned_figure(css_classes=["ssm-eigenvalues"])
         self.player = labelled_player("time step", start=1, end=self.length, value=self.length, interval=60)
         self.player.param.watch(self._on_player, "value")
         self.recompute_states()

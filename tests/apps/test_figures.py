@@ -5,6 +5,7 @@ import threading
 import time
 
 import numpy as np
+import panel as pn
 import plotly.graph_objects as go
 import pytest
 
@@ -119,3 +120,21 @@ def test_plotly_pane_stretches_is_not_linked_and_hides_the_logo():
     pane = plotly_pane()
     assert pane.sizing_mode == "stretch_width" and pane.config["displaylogo"] is False
     assert pane.link_figure is False
+
+
+def test_a_captioned_figure_shows_the_caption_under_the_figure_and_hides_with_it():
+    from apps.figures import captioned_figure
+    from postlib.viz import finish
+
+    fig = finish(go.Figure(go.Scatter(y=[1, 2])), "Headline", "L = 32 <and> d = 16: error 0.1.")
+    shown = captioned_figure(css_classes=["demo"])
+    assert shown.object is None and not shown.caption.visible
+    shown.object = fig
+    assert shown.pane.object is fig and shown.caption.visible
+    assert shown.caption.object == "<p>L = 32 &lt;and&gt; d = 16: error 0.1.</p>"  # plain text, escaped
+    shown.object = go.Figure()  # no caption: none shown
+    assert not shown.caption.visible
+    shown.visible = False
+    assert not pn.panel(shown).visible
+    hidden = captioned_figure(visible=False)
+    assert not hidden.visible and not pn.panel(hidden).visible and hidden.pane.visible
