@@ -11,12 +11,12 @@ numbers, claims, and source listings.
   a computed number quoted in prose with ``{glue:text}``; ``claim(condition, message)``: a result the
   prose states, asserted in real runs and reported in smoke runs (``figures``).
 * ``show_source(obj)``: a code listing that wraps or folds instead of scrolling sideways (``source``).
-* ``explore(builder, controls)``: widgets live, a slider over frames in the static book (``explore``).
+* ``explore(builder, controls)``: widgets live, a slider over frames in the static book (``interactive``).
 * ``python -m postlib.book sync | lint | run``: install cells from ``_config.yml``, the page
   standard, and executing pages as the build does or in the GPU-profile / no-Triton smoke modes
   (``pages``, ``run``).
 """
-from .explore import explore, widgets_available
+from .interactive import explore, widgets_available
 from .figures import caption_of, claim, figure, glue
 from .profiles import PROFILES
 from .render import RENDERER, figure_html, install_static, register_renderer

@@ -76,6 +76,13 @@ def figure(name: str, fig) -> None:
         display(Markdown(f"*{caption}*"))
 
 
+def _plain(value):
+    """numpy and torch scalars as Python numbers: glue stores repr(), and {glue:text} must parse it."""
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        return value.item()
+    return value
+
+
 def glue(name: str | None = None, value=None, **values) -> None:
     """Make computed values quotable in the page's Markdown: ``glue("err", err)`` or ``glue(err=err, n=n)``,
     then ``{glue:text}`err:.1e``` in prose. Outside the book build the values are printed instead."""
@@ -87,6 +94,7 @@ def glue(name: str | None = None, value=None, **values) -> None:
         raise ValueError("glue needs at least one name and value")
     for key in values:
         _check_name(key)
+    values = {key: _plain(val) for key, val in values.items()}
     if in_book_build():
         from myst_nb import glue as nb_glue
         for key, val in values.items():

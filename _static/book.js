@@ -1,0 +1,56 @@
+/* Page behaviour for Beyond Transformers (the figures' own layout is postlib-figures.js's job).
+ * - On a narrow screen a table becomes one card per row, each cell labelled with its column header
+ *   (book.css), instead of a table wider than the phone.
+ * - A display equation wider than the text column shrinks to fit (down to 60%) instead of scrolling
+ *   sideways; below that it scrolls, and the page's author should break the equation.
+ */
+(function () {
+  "use strict";
+
+  function labelTables() {
+    document.querySelectorAll("article table").forEach(function (table) {
+      var heads = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+        return th.innerText.trim();
+      });
+      if (!heads.length) return;
+      table.querySelectorAll("tbody tr").forEach(function (row) {
+        Array.prototype.forEach.call(row.children, function (cell, i) {
+          if (heads[i]) cell.setAttribute("data-label", heads[i]);
+        });
+      });
+      table.classList.add("postlib-stack");
+    });
+  }
+
+  function fitEquations() {
+    document.querySelectorAll('mjx-container[display="true"]').forEach(function (eq) {
+      if (!eq.dataset.baseSize) eq.dataset.baseSize = String(parseFloat(eq.style.fontSize) || 100);
+      var base = parseFloat(eq.dataset.baseSize);
+      eq.style.fontSize = base + "%";
+      var room = eq.clientWidth, need = eq.scrollWidth;
+      if (room > 0 && need > room + 1) eq.style.fontSize = base * Math.max(0.6, room / need) + "%";
+    });
+    document.documentElement.setAttribute("data-equations-fitted", "1");
+  }
+
+  function whenMathJaxIsDone(callback) {
+    var tries = 0;
+    (function wait() {
+      if (window.MathJax && window.MathJax.startup && window.MathJax.startup.promise) {
+        window.MathJax.startup.promise.then(callback);
+      } else if (tries++ < 100) {
+        setTimeout(wait, 100);
+      } else {
+        callback();
+      }
+    })();
+  }
+
+  var timer = null;
+  document.addEventListener("DOMContentLoaded", labelTables);
+  window.addEventListener("load", function () { whenMathJaxIsDone(fitEquations); });
+  window.addEventListener("resize", function () {
+    clearTimeout(timer);
+    timer = setTimeout(fitEquations, 150);
+  });
+})();
