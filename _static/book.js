@@ -3,6 +3,8 @@
  *   (book.css), instead of a table wider than the phone.
  * - A display equation wider than the text column shrinks to fit (down to 60%) instead of scrolling
  *   sideways; below that it scrolls, and the page's author should break the equation.
+ * - Code wraps (book.css) with a hanging indent: each line becomes a block whose continuation sits
+ *   four columns right of the line's own indentation (show_source listings come that way already).
  */
 (function () {
   "use strict";
@@ -46,8 +48,25 @@
     })();
   }
 
+  var HANG = 4;
+
+  function hangCode() {
+    document.querySelectorAll("article div.highlight pre").forEach(function (pre) {
+      if (pre.querySelector(".postlib-line")) return;
+      var lines = pre.innerHTML.split("\n");   // pygments closes its spans at every line end
+      if (lines.length && lines[lines.length - 1] === "") lines.pop();
+      pre.innerHTML = lines.map(function (line) {
+        var text = line.replace(/<[^>]*>/g, "");
+        var hang = text.length - text.replace(/^ +/, "").length + HANG;
+        return '<span class="postlib-line" style="padding-left:' + hang + "ch;text-indent:-" + hang + 'ch">' +
+          line + "</span>";
+      }).join("");
+    });
+  }
+
   var timer = null;
   document.addEventListener("DOMContentLoaded", labelTables);
+  document.addEventListener("DOMContentLoaded", hangCode);
   window.addEventListener("load", function () { whenMathJaxIsDone(fitEquations); });
   window.addEventListener("resize", function () {
     clearTimeout(timer);

@@ -54,17 +54,30 @@ class Listing:
         return f'<div class="postlib-listing"><p class="postlib-listing-title"><code>{title}</code></p>{body}</div>'
 
 
+HANGING_INDENT = 4   # a wrapped line continues this many columns right of its own indentation
+
+
 def _highlight(source: str, inline_styles: bool) -> str:
+    """Highlighted HTML, one block per source line, so that a line too long for the column wraps with a
+    hanging indent (its continuation sits right of the line's own indentation) instead of scrolling."""
     try:
         from pygments import highlight
         from pygments.formatters import HtmlFormatter
         from pygments.lexers import PythonLexer
     except ImportError:  # pragma: no cover - IPython depends on pygments
-        return f'<div class="highlight"><pre>{html.escape(source)}</pre></div>'
-    # In the book the theme's stylesheet colours the token classes (light and dark mode); elsewhere
-    # (Colab, Jupyter) there is no such stylesheet, so the colours are inlined.
-    formatter = HtmlFormatter(cssclass="highlight", noclasses=inline_styles, wrapcode=True)
-    return highlight(source, PythonLexer(), formatter)
+        lines = [html.escape(line) for line in source.split("\n")]
+    else:
+        # In the book the theme's stylesheet colours the token classes (light and dark mode); elsewhere
+        # (Colab, Jupyter) there is no such stylesheet, so the colours are inlined.
+        formatter = HtmlFormatter(nowrap=True, noclasses=inline_styles)
+        lines = highlight(source, PythonLexer(), formatter).rstrip("\n").split("\n")  # spans close per line
+    blocks = []
+    for text, line in zip(source.split("\n"), lines):
+        hang = len(text) - len(text.lstrip(" ")) + HANGING_INDENT
+        blocks.append(f'<span class="postlib-line" style="display:block;padding-left:{hang}ch;'
+                      f'text-indent:-{hang}ch">{line or " "}</span>')
+    style = "" if not inline_styles else ' style="white-space:pre-wrap;overflow-wrap:anywhere"'
+    return f'<div class="highlight"><pre{style}>{"".join(blocks)}</pre></div>'
 
 
 def _module_file(module_name: str) -> Path:
