@@ -247,6 +247,10 @@ def test_show_source_reads_a_triton_kernel_without_importing_it():
     assert listing.n_lines > book.source.COLLAPSE_AFTER and listing.collapsed
     html = listing._repr_html_()
     assert html.startswith('<details class="postlib-listing">') and "lines)" in html
+    # one block per line, wrapped lines hang 4 columns right of their own indentation
+    assert html.count('class="postlib-line"') == listing.n_lines
+    body = listing.source.split("\n")[1]
+    assert f"padding-left:{len(body) - len(body.lstrip()) + 4}ch" in html.split('class="postlib-line"')[2]
     with pytest.raises(ValueError, match="no definition 'nope'"):
         book.show_source("postlib.kernels.selective_scan:nope")
     with pytest.raises(ValueError, match="no Python source file"):
