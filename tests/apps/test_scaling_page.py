@@ -14,6 +14,7 @@ import postlib
 from apps.pages import scaling
 from apps.pages.scaling import PAGE, ScalingPage
 from postlib import bench
+from postlib.viz import get_caption
 
 TINY = (4, 6)  # lengths 16, 32, 64
 
@@ -208,7 +209,7 @@ def test_recorded_results_are_listed_plotted_and_labelled_with_provenance(result
     assert "Test GPU 80GB" in info and "torch 2.13.0" in info and "2026-11-28" in info
     assert page.recorded_figure.visible
     assert [256, 512, 1024] in _traces_x(page.recorded_figure.object)  # the skipped row is left out
-    assert "Test GPU 80GB" in page.recorded_figure.object.layout.title.text  # provenance on the figure too
+    assert "Test GPU 80GB" in get_caption(page.recorded_figure.object)  # provenance in the figure's caption too
 
 
 def test_recorded_rows_without_lengths_are_shown_as_a_table(results_dir):
