@@ -123,7 +123,8 @@ def test_pages_render_figures_offline_without_errors(site):
 
 @pytest.mark.browser
 def test_static_sliders_step_through_frames(site):
-    """A chapter's "Try it" figure is a plotly figure with frames; stepping its slider changes the data."""
+    """A chapter's "Try it" figure is a plotly figure with frames; stepping its slider to another frame
+    changes the data."""
     checked = 0
     with browser_page() as (page, record):
         for f in toc_files():
@@ -135,7 +136,11 @@ def test_static_sliders_step_through_frames(site):
                     .find(d => d._transitionData && d._transitionData._frames && d._transitionData._frames.length > 1);
                 if (!gd) return null;
                 const before = JSON.stringify(gd.data.map(t => t.z || t.y));
-                const name = gd._transitionData._frames[gd._transitionData._frames.length - 1].name;
+                const frames = gd._transitionData._frames;
+                // figures may open on their last (most informative) frame: step to the first one then
+                const slider = (gd.layout.sliders || [])[0];
+                const last = frames.length - 1;
+                const name = frames[slider && slider.active === last ? 0 : last].name;
                 await Plotly.animate(gd, [name], {mode: 'immediate', frame: {duration: 0, redraw: true}, transition: {duration: 0}});
                 return JSON.stringify(gd.data.map(t => t.z || t.y)) !== before;
             }""")

@@ -41,6 +41,8 @@ def test_static_renderer_emits_html_without_a_cdn():
 
 def test_install_static_copies_plotly_and_the_figures_script_once_it_exists(tmp_path, monkeypatch):
     from postlib.book import render
+    from postlib.viz import FIGURES_JS
+    assert render.FIGURES_JS == FIGURES_JS.resolve()          # the script postlib.viz ships
     script = tmp_path / "postlib-figures.js"
     monkeypatch.setattr(render, "FIGURES_JS", script)
     copied = book.install_static(tmp_path / "static")
