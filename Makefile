@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # Extra options for the dashboard server, e.g. DASHBOARD_ARGS="--public-host class.example.org --num-procs 2".
 DASHBOARD_ARGS ?=
 
-.PHONY: install book instructor student student-notebooks static dashboard serve test test-fast gpu-check bench sync clean
+.PHONY: install book instructor student student-notebooks static dashboard serve test test-fast smoke gpu-check bench sync clean
 
 install: $(VENV)/.installed
 
@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[book,apps,dev]"
 	@touch $@
 
-# plotly.js served from the site itself (no CDN); copied from the installed plotly package.
+# plotly.js (and postlib/viz/static/postlib-figures.js) served from the site itself (no CDN).
 static: install
 	@$(BIN)/python -c "from postlib.book import install_static; install_static('_static')"
 
@@ -66,10 +66,15 @@ test: install static
 test-fast: install
 	$(BIN)/python -m pytest -n 2 -m "not book and not browser" $(PYTEST_ARGS)
 
-# Keep each chapter's .md and its output-free Colab .ipynb in sync.
+# Regenerate every page's first cell (the Colab install cell) from _config.yml's repository.url and
+# keep each chapter's .md and its output-free Colab .ipynb in sync (intro included).
 sync: install
-	$(BIN)/jupytext --sync chapters/*/*.md
+	$(BIN)/python -m postlib.book sync
 	$(BIN)/python -m postlib.exercises student
+
+# Every page of the book with the GPU size profile forced, then without Triton (smoke counts; part of make test).
+smoke: install
+	$(BIN)/python -m postlib.book run --mode smoke
 
 bench: install
 	$(BIN)/python -m postlib.bench --help
