@@ -204,8 +204,9 @@ class MeasurementRun:
                         break
                     key = self.settings.key(name, length)
                     if key not in self.cache:  # another session may have measured it meanwhile
-                        self.report(Progress(done, total, f"Measuring `{name}` at length {length} "
-                                                          f"({self.settings.mode_label}) — point {done + 1} of {total}…"))
+                        message = (f"Measuring `{name}` at length {length} ({self.settings.mode_label}) — "
+                                   f"point {done + 1} of {total}…")
+                        self.report(Progress(done, total, message))
                         self.cache.put(key, measure_point(name, length, self.settings, self._budget))
                     done += 1
                     self.report(Progress(done, total, ""))

@@ -31,7 +31,8 @@ from apps.layout import beside, controls, labelled_player, rule, section, stack
 
 __all__ = ["Page", "ErrorAlert", "guarded", "budget_refusal", "fits", "format_bytes", "memory_budget_bytes",
            "release_memory", "rss_bytes", "GIB", "BUDGET_FRACTION", "BUDGET_CAP_BYTES", "cached_figure",
-           "plotly_pane", "captioned_figure", "CaptionedFigure", "PLOTLY_CONFIG", "controls", "beside", "stack", "labelled_player", "section", "rule"]
+           "plotly_pane", "captioned_figure", "CaptionedFigure", "PLOTLY_CONFIG", "controls", "beside", "stack",
+           "labelled_player", "section", "rule"]
 
 log = logging.getLogger("apps")
 

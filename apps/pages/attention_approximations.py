@@ -129,9 +129,9 @@ class AttentionApproximationsPage(Page):
             controls(pn.widgets.Checkbox.from_param(self.param.causal, label="causal"),
                      pn.widgets.IntInput.from_param(self.param.seed, label="seed"), basis_px=110))
         return stack(
-            section("### Attention approximations\nEach method's map is the method applied to V = I, next to exact "
-                    "softmax and the absolute error. Slide the budget: Performer's error falls like 1/√m, Linformer's "
-                    "with the rank k, Reformer's with the number of hash rounds."),
+            section("### Attention approximations\nEach method's map is the method applied to V = I, next to "
+                    "exact softmax and the absolute error. Slide the budget: Performer's error falls like 1/√m, "
+                    "Linformer's with the rank k, Reformer's with the number of hash rounds."),
             self.alert.pane,
             beside(settings, stack(self.refusal, self.maps_pane, self.error_pane)),
             section("### Causal linear attention is an RNN\nPress **Play**: the state S_t = S_(t−1) + φ(k_t)v_tᵀ "

@@ -233,8 +233,9 @@ class ScalingPage(Page):
         load = prov.get("load_avg_1m_5m_15m")
         memory = f" Server memory: {format_bytes(rss_bytes())} resident"
         memory += f" ({format_bytes(released_bytes)} returned after the last run)." if released_bytes > 0 else "."
+        threads = f", {self.threads} of {prov['cpu_count']} CPU threads" if self.device == "cpu" else ""
         self.machine.object = (f"Live numbers from this server: {prov.get('device_name')}, torch {prov.get('torch')}"
-                               + (f", {self.threads} of {prov['cpu_count']} CPU threads" if self.device == "cpu" else "")
+                               + threads
                                + (f", load average {load[0]} (1 min)" if load else "")
                                + f"; batch {BATCH}, {str(DTYPE).replace('torch.', '')}, median of {REPEATS} runs. "
                                "Other work on the machine shows up as noise, most at short lengths." + memory)

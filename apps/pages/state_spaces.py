@@ -1,4 +1,4 @@
-"""State spaces: watch S4D's and Mamba's hidden states, HiPPO rebuilding a signal, and where discretization sends eigenvalues.
+"""State spaces: S4D's and Mamba's hidden states, HiPPO rebuilding a signal, where discretization sends eigenvalues.
 
 Widgets and layout only: the states are ``postlib.ssm.demo.state_trajectories``, the HiPPO memory is
 ``postlib.ssm.hippo``, the figures are ``postlib.viz.ssm``; every figure comes from the server-wide cache

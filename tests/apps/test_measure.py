@@ -39,7 +39,8 @@ def test_an_unknown_estimate_is_refused_naming_the_mixer(estimates, monkeypatch)
     _forbid_measuring(monkeypatch)
     table, calls = estimates  # empty: every estimate is None
     message = budget_refusal_for([("softmax", 256), ("softmax", 1024)], Settings(), budget=2 ** 40)
-    assert message.startswith("Refused: how much memory `softmax` at length 1024 (forward, d_model 64) needs is unknown")
+    assert message.startswith("Refused: how much memory `softmax` at length 1024 (forward, d_model 64) needs "
+                              "is unknown")
     assert "defines no `memory_estimate`" in message
     assert calls and all(length == 1024 for _name, length, _mode in calls)  # checked at the longest length
 

@@ -38,7 +38,8 @@ OVERFLOW_JS = """() => {
             const style = getComputedStyle(el);
             if (style.visibility === 'hidden' || style.display === 'none') continue;
             if (r.right > W + 1 || r.left < -1) {
-                out.push(`${el.tagName.toLowerCase()}.${String(el.className).slice(0, 60)} [${Math.round(r.left)}, ${Math.round(r.right)}]`);
+                const name = `${el.tagName.toLowerCase()}.${String(el.className).slice(0, 60)}`;
+                out.push(`${name} [${Math.round(r.left)}, ${Math.round(r.right)}]`);
             }
             if (el.shadowRoot) walk(el.shadowRoot);
         }
