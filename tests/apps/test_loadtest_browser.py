@@ -23,12 +23,12 @@ def test_a_few_readers_at_once(dashboard_server):
     start = len(dashboard_server.lines)
     # Its own thread and event loop: Playwright's sync API (other test modules) keeps a loop in this one.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        report = pool.submit(asyncio.run, run_load(dashboard_server.url, READERS, slider_trials=4,
+        report = pool.submit(asyncio.run, run_load(dashboard_server.url, READERS, slider_trials=2,
                                                    crowd_slider=False, server_pids=dashboard_server.pids)).result()
     print(summary(report))
     assert not report["failures"], report["failures"]
     assert report["first_figure_s"]["n"] == READERS and report["first_figure_s"]["max"] < 180
-    assert report["lone_slider_ms"]["n"] == 4 and report["lone_slider_ms"]["median"] < 10_000
+    assert report["lone_slider_ms"]["n"] == 2 and report["lone_slider_ms"]["median"] < 10_000
     assert report["outside_requests"] == [] and report["page_errors"] == [] and report["console_errors"] == []
     assert report["cpu_s_until_all_figures"]["server"] > 0
     assert not server_problems("".join(dashboard_server.lines[start:]))
