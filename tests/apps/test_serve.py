@@ -138,22 +138,27 @@ def test_a_websocket_with_a_forged_origin_equal_to_a_foreign_host_is_refused(tin
 def test_updates_to_a_reader_who_left_are_not_logged_as_errors(caplog):
     from tornado.websocket import WebSocketClosedError
 
-    loop = asyncio.new_event_loop()
-    serve.ignore_closed_websockets(loop)
-
     async def left():
         raise WebSocketClosedError()
 
     async def broken():
         raise RuntimeError("a real bug")
 
-    with caplog.at_level(logging.DEBUG):
+    def run_and_drop_tasks():
+        # Its own thread and loop: Playwright's sync API (browser test modules) keeps a loop in the main one.
+        loop = asyncio.new_event_loop()
+        serve.ignore_closed_websockets(loop)
         for make in (left, broken):
             task = loop.create_task(make())
             loop.run_until_complete(asyncio.wait([task]))
             del task  # never awaited: asyncio reports it when the task is collected
             gc.collect()
-    loop.close()
+        loop.close()
+
+    with caplog.at_level(logging.DEBUG):
+        thread = threading.Thread(target=run_and_drop_tasks)
+        thread.start()
+        thread.join(30)
     # Only this test's two tasks count (collecting garbage may report other tests' leftovers too).
     ours = [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], (WebSocketClosedError, RuntimeError))
             and "Task exception was never retrieved" in r.getMessage()]
