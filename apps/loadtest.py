@@ -131,6 +131,17 @@ class ServedDashboard:
             return 0
 
     def close(self) -> None:
+        import psutil
+
+        try:  # with --num-procs the workers are the server's children: end them too
+            workers = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            workers = []
+        for worker in workers:
+            try:
+                worker.terminate()
+            except psutil.Error:
+                pass
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -148,6 +148,24 @@ def ignore_closed_websockets(loop) -> None:
     loop.set_exception_handler(handler)
 
 
+def die_with_parent() -> bool:
+    """In a process forked by ``--num-procs``, ask Linux to end it when the parent ends.
+
+    Tornado's parent process only watches its workers; stopped with SIGTERM it exits alone and
+    the workers would go on serving. Returns True when the request was made (Linux only).
+    """
+    import ctypes
+    import ctypes.util
+    import signal
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        return libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
 def _is_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -224,7 +242,11 @@ def main(argv: list[str] | None = None) -> int:
                       websocket_origin=websocket_origins(args.address, args.port, args.public_host),
                       title=TITLE, show=False, start=False, liveness=True, num_procs=args.num_procs,
                       static_dirs=static_dirs(), **session_lifetime_options(args.unused_session_lifetime))
-    # With --num-procs > 1 every forked process runs this line on its own copy of the app.
+    # With --num-procs > 1 every forked process runs the lines below on its own copy of the app.
+    from tornado.process import task_id
+
+    if task_id() is not None:
+        die_with_parent()
     refuse_foreign_hosts(server._tornado, allowed_host_names(args.address, args.public_host))
     ignore_closed_websockets(server.io_loop.asyncio_loop)
     # Build every page once (in each process), so the first readers find the figures cached; the

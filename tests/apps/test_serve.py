@@ -164,3 +164,28 @@ def test_updates_to_a_reader_who_left_are_not_logged_as_errors(caplog):
             and "Task exception was never retrieved" in r.getMessage()]
     assert [type(r.exc_info[1]) for r in ours] == [RuntimeError] and "a real bug" in str(ours[0].exc_info[1])
     assert any("its reader had left" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
+
+
+@pytest.mark.slow
+def test_stopping_the_server_stops_its_forked_workers():
+    import psutil
+
+    from apps.loadtest import ServedDashboard, free_port
+
+    server = ServedDashboard(free_port(), ["--num-procs", "2"])
+    workers = []
+    try:
+        server.wait_until_ready()
+        workers = psutil.Process(server.proc.pid).children()
+        assert len(workers) == 2
+        server.proc.terminate()  # the parent alone, as `kill <pid>` or a service manager would
+        server.proc.wait(timeout=30)
+        gone, alive = psutil.wait_procs(workers, timeout=30)
+        assert not alive, f"workers outlived the server: {[p.pid for p in alive]}"
+    finally:
+        server.close()
+        for worker in workers:  # never leave a worker behind, even when the test fails
+            try:
+                worker.kill()
+            except psutil.Error:
+                pass
