@@ -94,20 +94,17 @@ class ConvMixerMixer(Mixer):
 
     def _step(self, x_t, state):
         past = state["window"]
-        if past.shape[0] != x_t.shape[0]:
-            raise ValueError(f"x_t has batch {x_t.shape[0]} but the state was built for batch {past.shape[0]}")
         window = torch.cat([past, x_t[..., None]], dim=-1)                          # (B, d, k)
         conv = (window * self.depthwise.weight[:, 0]).sum(-1) + self.depthwise.bias
         return self._mix(x_t, conv), {"window": window[..., 1:]}
 
     def memory_estimate(self, batch: int, length: int, dtype: torch.dtype, mode: str = "forward") -> int:
-        """Upper bound on one call's peak bytes (CONTRACTS §1): about ten (B, L, d) activations (padded
-        copy, convolution, GELU, norms, residual, pointwise); a backward pass doubles them and adds the
-        parameters' gradients. Held to ``postlib.bench.peak_memory`` in tests/mixing/test_convmixer.py."""
-        if mode not in ("forward", "forward_backward"):
-            raise ValueError(f"mode must be 'forward' or 'forward_backward', got {mode!r}")
-        item = torch.empty((), dtype=dtype).element_size()
-        acts = 10 * batch * (length + self.kernel_size) * self.d_model * item + (1 << 16)
-        if mode == "forward":
-            return int(acts)
-        return int(2 * acts) + sum(p.numel() for p in self.parameters()) * item
+        """Upper bound on one call's peak bytes (CONTRACTS §1): the left-padded copy and the convolution
+        over L + k − 1 positions (×3 at once, ×4 with a backward pass) and about four (B, L, d)
+        activations (GELU, norms, residual, pointwise; ×8 with a backward pass). ``Mixer._estimate``
+        adds the parameters' gradients and the margin. Held to ``postlib.bench.peak_memory`` by
+        tests/test_registry.py."""
+        item = dtype.itemsize
+        padded = batch * (length + self.kernel_size - 1) * self.d_model
+        n = batch * length * self.d_model
+        return self._estimate(mode, dtype, (3 * padded + 4 * n) * item, (4 * padded + 8 * n) * item)

@@ -105,8 +105,6 @@ class GMLPMixer(Mixer):
 
     def _step(self, x_t, state):
         gates = state["gates"]
-        if gates.shape[0] != x_t.shape[0]:
-            raise ValueError(f"x_t has batch {x_t.shape[0]} but the state was built for batch {gates.shape[0]}")
         t = gates.shape[1]
         _check_length(t + 1, self.max_len)
         z1, z2 = F.gelu(self.proj_in(x_t)).chunk(2, dim=-1)
@@ -115,14 +113,12 @@ class GMLPMixer(Mixer):
         return self.proj_out(z1 * gate), {"gates": gates}
 
     def memory_estimate(self, batch: int, length: int, dtype: torch.dtype, mode: str = "forward") -> int:
-        """Upper bound on one call's peak bytes (CONTRACTS §1): the (B, L, d_ffn) activations (projection,
-        GELU, halves, norm, gate, product) and the masked (L × L) weight; a backward pass triples them
-        and adds the parameters' gradients (W alone is max_len²). Held to ``postlib.bench.peak_memory``
-        in tests/mixing/test_gmlp.py."""
-        if mode not in ("forward", "forward_backward"):
-            raise ValueError(f"mode must be 'forward' or 'forward_backward', got {mode!r}")
-        item = torch.empty((), dtype=dtype).element_size()
-        acts = (batch * length * (4 * self.d_ffn + 2 * self.d_model) + 3 * length * length) * item + (1 << 16)
-        if mode == "forward":
-            return int(acts)
-        return int(3 * acts) + sum(p.numel() for p in self.parameters()) * item
+        """Upper bound on one call's peak bytes (CONTRACTS §1). Forward (no_grad): about three
+        (B, L, d_ffn) activations at once (projection, GELU, then the halves, the normalised gate and
+        the product) and the causal (L × L) weight. A backward pass keeps ~8 of them and three (L × L);
+        ``Mixer._estimate`` adds the parameters' gradients (W alone is max_len², whatever the length)
+        and the margin. Held to ``postlib.bench.peak_memory`` by tests/test_registry.py."""
+        item = dtype.itemsize
+        acts = batch * length * self.d_ffn
+        return self._estimate(mode, dtype, (3 * acts + length * length + length) * item,
+                              (8 * acts + 3 * length * length) * item)

@@ -12,6 +12,7 @@ import torch
 
 from postlib import build_mixer
 from postlib.bench import peak_memory
+from postlib.bench.measure import mixer_thunk
 from postlib.mixing.gmlp import GMLPMixer, SpatialGatingUnit
 
 peer = pytest.importorskip("g_mlp_pytorch")
@@ -86,7 +87,7 @@ def test_step_keeps_every_past_gate():
         for t in range(5):
             _, state = m.step(torch.randn(2, 8), state)
     assert state["gates"].shape == (2, 5, m.d_ffn // 2)
-    with pytest.raises(ValueError, match="state was built for batch 2"):
+    with pytest.raises(ValueError, match="state was made for batch 2"):
         m.step(torch.randn(3, 8), state)
 
 
@@ -101,8 +102,8 @@ def test_parameters_grow_with_max_len_squared():
 def test_memory_estimate_bounds_the_measured_peak(mode, length):
     torch.manual_seed(0)
     m = build_mixer("gmlp", 32, max_len=256)
-    x = torch.randn(2, length, 32, requires_grad=True)
-    run = (lambda: m(x)) if mode == "forward" else (lambda: m(x).sum().backward())
+    run = mixer_thunk(m, torch.randn(2, length, 32), mode)     # exactly the call the registry test measures
+    run()
     measured = peak_memory(run)
     assert measured <= m.memory_estimate(2, length, torch.float32, mode), measured
 

@@ -8,6 +8,7 @@ import torch
 
 from postlib import build_mixer, run_steps
 from postlib.bench import peak_memory
+from postlib.bench.measure import mixer_thunk
 from postlib.recurrent.rwkv import RWKVMixer, rwkv4_bonus_init, rwkv4_decay_init
 
 
@@ -72,8 +73,8 @@ def test_state_size_does_not_grow_with_the_context():
 def test_memory_estimate_bounds_the_measured_peak(mode, length):
     torch.manual_seed(0)
     m = build_mixer("rwkv", 32)
-    x = torch.randn(2, length, 32, requires_grad=True)
-    run = (lambda: m(x)) if mode == "forward" else (lambda: m(x).sum().backward())
+    run = mixer_thunk(m, torch.randn(2, length, 32), mode)     # exactly the call the registry test measures
+    run()
     measured = peak_memory(run)
     estimate = m.memory_estimate(2, length, torch.float32, mode)
     assert measured <= estimate <= 4 * measured + (1 << 17), (measured, estimate)
@@ -85,7 +86,7 @@ def test_bad_configuration_and_state_are_named():
     with pytest.raises(ValueError, match="backend must be one of"):
         RWKVMixer(8, backend="cuda")
     m = RWKVMixer(8)
-    with pytest.raises(ValueError, match="state was built for batch 2"):
+    with pytest.raises(ValueError, match="state was made for batch 2"):
         m.step(torch.randn(3, 8), m.init_state(2))
     with pytest.raises(ValueError, match="mode must be one of"):
         m.memory_estimate(1, 4, torch.float32, "backward")

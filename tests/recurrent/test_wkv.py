@@ -204,3 +204,20 @@ def test_inputs_are_never_modified(L):
     with torch.no_grad():
         wkv(w, u, k, v, backend="parallel")
     assert all(torch.equal(a, b) for a, b in zip(before, (w, u, k, v)))
+
+
+@pytest.mark.parametrize("backend", ["auto", "parallel"])          # auto: the loop at 5 tokens
+@pytest.mark.parametrize("L,key_scale", [(5, 1.0), (13, 1.0), (200, 1.0), (200, 1000.0)])
+def test_memory_estimate_bounds_the_measured_peak(backend, L, key_scale):
+    """Both paths of the parallel form (fp64 chunks; the scan, for keys spread over ±1000), with and
+    without autograd, stay under ``wkv_memory_estimate`` and within 8x of it."""
+    from postlib.bench import peak_memory
+    from postlib.recurrent.wkv import wkv_memory_estimate
+    w, u, k, v = (x.float() for x in _inputs(B=2, L=L, C=16, key_scale=key_scale, paper_decays=True))
+    with torch.no_grad():
+        peak = peak_memory(lambda: wkv(w, u, k, v, backend=backend))
+    kg, vg = k.clone().requires_grad_(True), v.clone().requires_grad_(True)
+    peak_grad = peak_memory(lambda: wkv(w, u, kg, vg, backend=backend).sum().backward())
+    for measured, grad in ((peak, False), (peak_grad, True)):
+        estimate = wkv_memory_estimate(2, L, 16, torch.float32, backend, grad=grad)
+        assert measured <= estimate <= 8 * measured, (grad, measured, estimate)
