@@ -101,5 +101,5 @@ def digits_comparison(*, epochs: int = 20, seconds: float | None = None, seed: i
     torch.manual_seed(seed)
     tf = PatchTransformer(**(transformer or dict(dim=32, depth=2, patch_size=2, mlp_expansion=1)))
     return [train_image_classifier(cm, data, name="ConvMixer", epochs=epochs, seconds=seconds, seed=seed),
-            train_image_classifier(tf, data, name="softmax patch-Transformer", epochs=epochs, seconds=seconds,
+            train_image_classifier(tf, data, name="softmax (patch Transformer)", epochs=epochs, seconds=seconds,
                                    seed=seed)]
