@@ -28,12 +28,13 @@ def inputs(batch: int, length: int, channels: int, seed: int = 0):
     return w, u, k, v
 
 
-def factories(batch: int, channels: int) -> dict:
+def factories(batch: int, channels: int, device="cpu") -> dict:
+    """{name: length → thunk}: one WKV forward by the loop and by the parallel form, inputs on ``device``."""
     from ...recurrent.wkv import wkv
 
     def make(backend):
         def factory(length):
-            w, u, k, v = inputs(batch, length, channels)
+            w, u, k, v = (x.to(device) for x in inputs(batch, length, channels))
 
             @torch.no_grad()
             def run():
