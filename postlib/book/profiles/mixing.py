@@ -13,4 +13,4 @@ GPU = dict(lag_length=64, lag=5, lag_d_model=64, lag_steps=600, lag_train=4096,
            wkv_check_length=1009, wkv_check_channels=64, wkv_bench_lengths=[1024, 4096, 16384],
            wkv_bench_channels=1024, wkv_repeats=10, weights_length=32, weights_decays=[0.05, 0.2, 0.5, 1.0, 2.0],
            trace_length=32)
-SMOKE = dict(lag_steps=3, lag_train=64, digits_epochs=1, wkv_bench_lengths=[256], wkv_repeats=1)
+SMOKE = dict(lag_steps=3, lag_train=64, digits_epochs=1, wkv_check_length=97, wkv_bench_lengths=[256], wkv_repeats=1)
