@@ -61,6 +61,11 @@ def _per_token(log_decay, q) -> torch.Tensor | None:
     return log_decay
 
 
+def _exp(log_values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """exp in the decay's own precision (at least fp32: 1 − 2^-9 is 1.0 in bf16), then cast to the data's dtype."""
+    return torch.exp(log_values).to(like.dtype)
+
+
 def recurrence_reference(q, k, v, log_decay=None, initial_state=None):
     """The loop over the unrolled sum, one output at a time — the definition the fast forms must equal.
 
@@ -95,7 +100,7 @@ def recurrent_step(q_t, k_t, v_t, state, log_decay_t=None):
     ``log_decay_t``: None, (H,) or (B, H) for a scalar decay, (B, H, d_k) for one per key channel.
     """
     if log_decay_t is not None:
-        a = torch.exp(log_decay_t)
+        a = _exp(log_decay_t, state)
         if a.dim() == 1:
             a = a[None, :, None, None]
         elif a.dim() == 2:
@@ -154,17 +159,17 @@ def recurrence_chunked(q, k, v, log_decay=None, chunk_size: int = DEFAULT_CHUNK,
             S = S + kc.transpose(-1, -2) @ vc
         elif not vector:                                                     # a scalar decay per token
             g = g_all[:, :, start:start + C].cumsum(-1)                      # (B|1, H, n), ≤ 0, decreasing
-            decay = torch.exp((g[..., :, None] - g[..., None, :]).masked_fill(~mask, float("-inf")))
+            decay = _exp((g[..., :, None] - g[..., None, :]).masked_fill(~mask, float("-inf")), q)
             scores = (qc @ kc.transpose(-1, -2)) * decay
-            out = scores @ vc + (qc * torch.exp(g)[..., None]) @ S
-            to_end = torch.exp(g[..., -1:] - g)[..., None]                   # decay from s to the chunk end
-            S = torch.exp(g[..., -1])[..., None, None] * S + (kc * to_end).transpose(-1, -2) @ vc
+            out = scores @ vc + (qc * _exp(g, q)[..., None]) @ S
+            to_end = _exp(g[..., -1:] - g, q)[..., None]                     # decay from s to the chunk end
+            S = _exp(g[..., -1], q)[..., None, None] * S + (kc * to_end).transpose(-1, -2) @ vc
         else:                                                                # a decay per token and key channel
             g = g_all[:, :, start:start + C].cumsum(-2)                      # (B, H, n, d_k)
             pair = (g[..., :, None, :] - g[..., None, :, :]).masked_fill(~mask[..., None], float("-inf"))
-            scores = torch.einsum("bhtd,bhsd,bhtsd->bhts", qc, kc, torch.exp(pair))
-            out = scores @ vc + (qc * torch.exp(g)) @ S
-            S = torch.exp(g[..., -1, :])[..., None] * S + (kc * torch.exp(g[..., -1:, :] - g)).transpose(-1, -2) @ vc
+            scores = torch.einsum("bhtd,bhsd,bhtsd->bhts", qc, kc, _exp(pair, q))
+            out = scores @ vc + (qc * _exp(g, q)) @ S
+            S = _exp(g[..., -1, :], q)[..., None] * S + (kc * _exp(g[..., -1:, :] - g, q)).transpose(-1, -2) @ vc
         outs.append(out)
     return torch.cat(outs, dim=2), S
 
@@ -193,7 +198,8 @@ def decayed_linear_recurrence(q, k, v, log_decay=None, *, backend: str = "auto",
     tensors, names = [q, k, v], ["q", "k", "v"]
     if log_decay is not None:
         check_tensor(log_decay, "log_decay", None, "(heads,), (batch, heads, length) or (batch, heads, length, d_k)")
-        check_same([q, log_decay], ["q", "log_decay"])
+        if log_decay.device != q.device:
+            raise TypeError(f"log_decay is on {log_decay.device} but q is on {q.device}; all inputs must share a device")
         _decay_kind(log_decay, q)
         if (log_decay > 0).any():
             raise ValueError("log_decay must be <= 0 (a decay a_t = exp(log_decay) in (0, 1]), got positive values")

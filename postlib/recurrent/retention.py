@@ -80,7 +80,8 @@ def _check(q, k, v, gamma) -> torch.Tensor:
         if not torch.isfinite(t).all():
             raise ValueError(f"{name} contains NaN or Inf; the parallel and chunkwise forms multiply masked "
                              "entries by 0, which would carry it to earlier outputs")
-    return gamma.to(q.dtype)
+    # Decays stay in at least fp32: in bf16, 1 − 2^-9 already rounds to 1.
+    return gamma.to(q.dtype) if q.dtype in (torch.float32, torch.float64) else gamma.float()
 
 
 def retention_reference(q, k, v, gamma):
@@ -89,7 +90,7 @@ def retention_reference(q, k, v, gamma):
     L = q.shape[2]
     out = torch.empty(*q.shape[:3], v.shape[-1], dtype=v.dtype, device=v.device)
     for t in range(L):
-        weights = gamma[:, None] ** torch.arange(t, -1, -1, device=q.device, dtype=q.dtype)    # γ^{t−s}, s = 0 … t
+        weights = (gamma[:, None] ** torch.arange(t, -1, -1, device=q.device)).to(q.dtype)   # γ^{t−s}, s = 0 … t
         scores = torch.einsum("bhd,bhsd->bhs", q[:, :, t], k[:, :, :t + 1]) * weights
         out[:, :, t] = torch.einsum("bhs,bhsv->bhv", scores, v[:, :, :t + 1])
     return out
@@ -101,7 +102,7 @@ def retention_parallel(q, k, v, gamma):
     Equals ``retention_reference`` (tests/recurrent/test_retention.py).
     """
     gamma = _check(q, k, v, gamma)
-    return ((q @ k.transpose(-1, -2)) * decay_matrix(gamma, q.shape[2])) @ v
+    return ((q @ k.transpose(-1, -2)) * decay_matrix(gamma, q.shape[2]).to(q.dtype)) @ v
 
 
 def retention_recurrent(q, k, v, gamma, *, initial_state=None, return_state: bool = False):
