@@ -31,6 +31,8 @@ from .recurrence import DEFAULT_CHUNK, recurrent_step
 from .retention import BACKENDS, retention, retnet_gammas
 
 
+SMALL_BUFFERS = 2**15   # bytes: masks, index vectors, FFT plans — fixed per call, added to memory_estimate
+
 def rotation_angles(head_dim: int, base: float = 10000.0) -> torch.Tensor:
     """θ_i = base^(−i/(d/2 − 1)), i = 0 … d/2 − 1 (the official RetNet schedule), one per pair of channels."""
     check_positive_int(head_dim, "head_dim", minimum=2)
@@ -92,13 +94,16 @@ class RetNetMixer(Mixer):
         self.g_proj = nn.Linear(d_model, self.value_dim, bias=False)
         self.out_proj = nn.Linear(self.value_dim, d_model, bias=False)
         self.group_norm = nn.GroupNorm(n_heads, self.value_dim, eps=norm_eps)
-        self.register_buffer("gamma", retnet_gammas(n_heads), persistent=False)
-        self.register_buffer("angles", rotation_angles(self.key_dim).float(), persistent=False)
         for proj in (self.q_proj, self.k_proj, self.v_proj, self.g_proj):
             nn.init.xavier_uniform_(proj.weight, gain=2 ** -2.5)       # small projections, as in the paper's code
         nn.init.xavier_uniform_(self.out_proj.weight)
 
     # -- shared by forward and step ------------------------------------------------------------------------
+    @property
+    def gamma(self) -> torch.Tensor:
+        """γ_h = 1 − 2^(−5−h), fp32. Not a buffer: ``.bfloat16()`` would round 1 − 2^(−9) to 1."""
+        return retnet_gammas(self.n_heads).to(self.q_proj.weight.device)
+
     def _gamma(self, dtype):
         """γ in fp64 for fp64 inputs, else fp32 (every γ_h = 1 − 2^(−5−h) is exact in fp32, not in bf16)."""
         return self.gamma.double() if dtype == torch.float64 else self.gamma
@@ -106,7 +111,7 @@ class RetNetMixer(Mixer):
         """x (B, L, d) → rotated q, k (B, H, L, d_k) with k / √d_k; v with a ones column (B, H, L, d_v + 1); g."""
         B, L, _ = x.shape
         heads = lambda t, d: t.view(B, L, self.n_heads, d).transpose(1, 2)
-        angles = self.angles.to(x.dtype)
+        angles = rotation_angles(self.key_dim).to(x.device)          # fp64 phases, cast after cos/sin
         q = rotate(heads(self.q_proj(x), self.key_dim), positions, angles)
         k = rotate(heads(self.k_proj(x), self.key_dim), positions, angles) / math.sqrt(self.key_dim)
         v = heads(self.v_proj(x), self.head_v)
@@ -148,14 +153,16 @@ class RetNetMixer(Mixer):
         return y[:, 0], {"S": S, "n": state["n"] + 1}
 
     def memory_estimate(self, batch: int, length: int, dtype: torch.dtype, mode: str = "forward") -> int:
-        """Upper bound on the bytes one call allocates: projections and their per-head copies (~40 activations of
-        (batch, length, d_model)), the chunk's C × C scores and decays, the state; ×3 with the graph kept for
-        backward. Checked against the measured peak in tests/recurrent/test_retnet.py."""
+        """Upper bound on the bytes one call allocates (CONTRACTS §1): ~24 activations of (batch, length, d_model)
+        (projections, their per-head copies, [V, 1], the normalised output, norm, gate), one chunk's C × C scores
+        and decays, the state. With backward: ~36 activations, every chunk's scores and decays
+        (batch · heads · length · C, kept by the graph) and the parameters' gradients. Checked against the measured
+        peak (≤ estimate ≤ 8 × peak) in tests/recurrent/test_recurrent_memory.py."""
         item = torch.empty((), dtype=dtype).element_size()
         C = min(self.chunk_size, length)
-        acts = 40 * batch * length * self.d_model
+        act = batch * length * self.d_model
         chunk = 6 * batch * self.n_heads * C * C + 4 * batch * self.n_heads * self.key_dim * (self.head_v + 1)
         if mode == "forward_backward":
-            # the graph keeps every chunk's scores and decays: (batch, heads, length, C) each, several times
-            return item * (3 * acts + 8 * batch * self.n_heads * length * C + chunk)
-        return item * (acts + chunk)
+            params = sum(p.numel() for p in self.parameters())
+            return item * (36 * act + 4 * batch * self.n_heads * length * C + chunk + 2 * params) + SMALL_BUFFERS
+        return item * (24 * act + chunk) + SMALL_BUFFERS

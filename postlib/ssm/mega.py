@@ -32,6 +32,8 @@ from ..registry import Mixer, register_mixer
 from .ema import damped_ema, ema_step
 
 
+SMALL_BUFFERS = 2**15   # bytes: masks, index vectors, FFT plans — fixed per call, added to memory_estimate
+
 def local_causal_mask(length: int, chunk_size: int | None, device=None) -> torch.Tensor:
     """(L, L) bool: query i may see key j iff j ≤ i and both lie in the same chunk (any j ≤ i when chunk_size is None)."""
     check_positive_int(length, "length")
@@ -143,15 +145,17 @@ class MegaMixer(Mixer):
         return y[:, 0], {"ema": ema, "k": keys, "v": values, "n": state["n"] + 1}
 
     def memory_estimate(self, batch: int, length: int, dtype: torch.dtype, mode: str = "forward") -> int:
-        """Activations (~30 of (batch, length, max(d, v_dim))), the EMA's FFT buffers (complex, 2L, plus its
-        (d × h × L) kernel powers) and the attention scores: (L × L) once per batch row, or (L × C) with chunks.
-        With backward the graph keeps them all. Checked against the measured peak in tests/ssm/test_mega.py."""
+        """Upper bound on the bytes one call allocates (CONTRACTS §1): ~8 activations of (batch, length,
+        max(d, v_dim)); the EMA's FFT buffers (complex, 2L) and its (d × h × L) kernel powers, twice; the attention
+        scores three times — (L × L) per batch row, or (L × C) with chunks. With backward: twice that, plus the
+        parameters' gradients. Checked against the measured peak (≤ estimate ≤ 8 × peak) in
+        tests/recurrent/test_recurrent_memory.py."""
         item = max(torch.empty((), dtype=dtype).element_size(), 4)            # the FFT runs in fp32 at least
-        width = max(self.d_model, self.v_dim)
-        acts = 30 * batch * length * width
-        fft = 12 * batch * length * self.d_model + 3 * self.d_model * self.ema_dim * length
+        acts = 8 * batch * length * max(self.d_model, self.v_dim)
+        fft = 8 * batch * length * self.d_model + 2 * self.d_model * self.ema_dim * length
         C = length if self.chunk_size is None else min(self.chunk_size, length)
-        span = -(-length // C) * C
-        scores = 4 * batch * span * C
+        scores = 3 * batch * (-(-length // C) * C) * C
         total = acts + fft + scores
-        return item * (2 * total if mode == "forward_backward" else total)
+        if mode == "forward_backward":
+            return item * (2 * total + 2 * sum(p.numel() for p in self.parameters())) + SMALL_BUFFERS
+        return item * total + SMALL_BUFFERS
