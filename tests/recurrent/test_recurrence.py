@@ -110,6 +110,17 @@ def test_mamba2_ssd_is_the_recurrence_with_a_decay_per_token(L, chunk):
     assert_rel_rms(ref, ssd_chunked(u, delta, A, Bm, Cm, chunk_size=chunk), 1e-12)
 
 
+def test_retention_is_ssd_with_a_constant_step():
+    """γ = e^{ΔA}: one retention head is Mamba-2's SSD with Δ = 1 and A = log γ (query C = q, key B = k, value u = v)."""
+    q, k, v, _ = _inputs(30, "none")
+    gamma = torch.tensor([0.9], dtype=torch.float64)
+    for h in range(H):
+        ret = retention(q[:, h:h + 1], k[:, h:h + 1], v[:, h:h + 1], gamma, backend="parallel")
+        ssd = ssd_chunked(v[:, h:h + 1].transpose(2, 3), torch.ones(B, 1, 30, dtype=torch.float64), torch.log(gamma),
+                          k[:, h].transpose(1, 2), q[:, h].transpose(1, 2), chunk_size=8)
+        assert_rel_rms(ret, ssd.transpose(2, 3), 1e-12)
+
+
 def _rwkv6_loop(r, k, v, w, u):
     """RWKV-6's WKV as its paper writes it: wkv_t = S_{t−1} + diag(u) k_tᵀ v_t, o_t = r_t wkv_t,
     S_t = diag(w_t) S_{t−1} + k_tᵀ v_t (w_t ∈ (0, 1)^{d_k}, data-dependent; u the bonus for the current token)."""

@@ -178,3 +178,14 @@ def test_mega_rejects_bad_config():
         build_mixer("mega", 8, chunk_size=0)
     with pytest.raises(ValueError, match="ema_dim must be >= 1"):
         build_mixer("mega", 8, ema_dim=0)
+
+
+def test_ema_kernel_is_s4ds_vandermonde_kernel_with_real_eigenvalues():
+    """Part 2's S4D kernel K_l = Σ_n C̃_n exp(l · log Ā_n), with real Ā = 1 − αδ and C̃ = η α β, is the EMA kernel:
+    Mega's EMA is S4D with the imaginary parts (the oscillations) removed."""
+    from postlib.ssm.s4d import vandermonde_kernel
+    alpha, delta, beta, eta = _params(D=3, h=4)
+    K = vandermonde_kernel((eta * alpha * beta).to(torch.complex128), torch.log1p(-alpha * delta).to(torch.complex128),
+                           40)
+    torch.testing.assert_close(K.real, ema_kernel(alpha, delta, beta, eta, 40))
+    assert K.imag.abs().max() == 0
