@@ -42,7 +42,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--head-dim", type=int, default=64)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--chunk-size", type=int, default=64)
-    add_device_arguments(parser)
+    add_device_arguments(parser, repeats=5)
 
 
 def record(args) -> dict:
