@@ -157,7 +157,7 @@ class RetNetMixer(Mixer):
         (projections, their per-head copies, [V, 1], the normalised output, norm, gate), one chunk's C × C scores
         and decays, the state. With backward: ~36 activations, every chunk's scores and decays
         (batch · heads · length · C, kept by the graph) and the parameters' gradients. Checked against the measured
-        peak (≤ estimate ≤ 8 × peak) in tests/recurrent/test_recurrent_memory.py."""
+        peak (≤ estimate ≤ 8 × peak) in tests/recurrent/test_recurrent_contracts.py."""
         item = torch.empty((), dtype=dtype).element_size()
         C = min(self.chunk_size, length)
         act = batch * length * self.d_model

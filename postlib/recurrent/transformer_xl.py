@@ -175,7 +175,7 @@ class TransformerXLMixer(Mixer):
     def memory_estimate(self, batch: int, length: int, dtype: torch.dtype, mode: str = "forward") -> int:
         """Per segment: projections of [memory, segment] and the (heads × S × (M + S)) scores a few times over;
         the outputs of all segments. With backward, the graph keeps every segment's scores, plus the parameters'
-        gradients. Checked against the measured peak (≤ estimate ≤ 8 × peak) in tests/recurrent/test_recurrent_memory.py."""
+        gradients. Checked against the measured peak (≤ estimate ≤ 8 × peak) in tests/recurrent/test_recurrent_contracts.py."""
         item = torch.empty((), dtype=dtype).element_size()
         S = min(self.segment_length, length)
         K = S + min(self.memory_length, max(length - S, 0))

@@ -149,7 +149,7 @@ class MegaMixer(Mixer):
         max(d, v_dim)); the EMA's FFT buffers (complex, 2L) and its (d × h × L) kernel powers, twice; the attention
         scores three times — (L × L) per batch row, or (L × C) with chunks. With backward: twice that, plus the
         parameters' gradients. Checked against the measured peak (≤ estimate ≤ 8 × peak) in
-        tests/recurrent/test_recurrent_memory.py."""
+        tests/recurrent/test_recurrent_contracts.py."""
         item = max(torch.empty((), dtype=dtype).element_size(), 4)            # the FFT runs in fp32 at least
         acts = 8 * batch * length * max(self.d_model, self.v_dim)
         fft = 8 * batch * length * self.d_model + 2 * self.d_model * self.ema_dim * length

@@ -1,8 +1,9 @@
-"""CONTRACTS §1 for this part's mixers: memory_estimate bounds the measured peak, and stays within 8× of it."""
+"""CONTRACTS §1–2 for this part's mixers (retnet, transformer_xl, mega, Mega-chunk): memory_estimate bounds the
+measured peak and stays within 8× of it; an empty batch gives an empty output, in forward and step."""
 import pytest
 import torch
 
-from postlib import build_mixer
+from postlib import build_mixer, run_steps
 from postlib.bench import peak_memory
 
 CASES = [("retnet", {}), ("transformer_xl", {}), ("mega", {}), ("mega", {"chunk_size": 32})]
@@ -28,3 +29,12 @@ def test_estimate_bounds_the_measured_peak(name, config, length, mode, d_model, 
     estimate = mixer.memory_estimate(batch, length, torch.float32, mode)
     assert estimate >= peak, f"{name} {mode} L={length}: estimate {estimate} < measured peak {peak}"
     assert estimate <= 8 * max(peak, 2**16), f"{name} {mode} L={length}: estimate {estimate} > 8 × peak {peak}"
+
+
+@pytest.mark.parametrize("name,config", CASES, ids=[f"{n}{c}" for n, c in CASES])
+def test_empty_batch_gives_an_empty_output(name, config):
+    mixer = build_mixer(name, 32, **config)
+    x = torch.randn(0, 9, 32)
+    with torch.no_grad():
+        assert mixer(x).shape == (0, 9, 32)
+        assert run_steps(mixer, x).shape == (0, 9, 32)
