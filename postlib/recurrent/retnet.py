@@ -88,35 +88,47 @@ class RetNetMixer(Mixer):
         self.head_v = self.value_dim // n_heads
         self.chunk_size = check_positive_int(chunk_size, "chunk_size")
         self.backend = check_choice(backend, "backend", BACKENDS)
-        self.q_proj = nn.Linear(d_model, d_model, bias=False)
-        self.k_proj = nn.Linear(d_model, d_model, bias=False)
-        self.v_proj = nn.Linear(d_model, self.value_dim, bias=False)
-        self.g_proj = nn.Linear(d_model, self.value_dim, bias=False)
+        # W_Q, W_K, W_V, W_G in one matrix (one matmul per call; decoding is dominated by per-op overhead)
+        self.splits = (d_model, d_model, self.value_dim, self.value_dim)
+        self.qkvg = nn.Linear(d_model, sum(self.splits), bias=False)
         self.out_proj = nn.Linear(self.value_dim, d_model, bias=False)
         self.group_norm = nn.GroupNorm(n_heads, self.value_dim, eps=norm_eps)
-        for proj in (self.q_proj, self.k_proj, self.v_proj, self.g_proj):
-            nn.init.xavier_uniform_(proj.weight, gain=2 ** -2.5)       # small projections, as in the paper's code
+        with torch.no_grad():
+            for block in self.qkvg.weight.split(self.splits):
+                nn.init.xavier_uniform_(block, gain=2 ** -2.5)         # small projections, as in the paper's code
         nn.init.xavier_uniform_(self.out_proj.weight)
+        self._constants: dict = {}
 
     # -- shared by forward and step ------------------------------------------------------------------------
     @property
     def gamma(self) -> torch.Tensor:
-        """γ_h = 1 − 2^(−5−h), fp32. Not a buffer: ``.bfloat16()`` would round 1 − 2^(−9) to 1."""
-        return retnet_gammas(self.n_heads).to(self.q_proj.weight.device)
+        """γ_h = 1 − 2^(−5−h), fp32, on the parameters' device."""
+        return self._constant("gamma", torch.float32, self.qkvg.weight.device)
+
+    def _constant(self, name: str, dtype, device) -> torch.Tensor:
+        """γ or the rotation angles θ, cached per (dtype, device). Not buffers: ``.bfloat16()`` would round
+        1 − 2^(−9) to 1 and the angles to 3 digits; they are exact in fp32 (γ) and computed in fp64 (θ)."""
+        key = (name, dtype, device)
+        if key not in self._constants:
+            value = retnet_gammas(self.n_heads, torch.float64) if name == "gamma" else rotation_angles(self.key_dim)
+            self._constants[key] = value.to(device=device, dtype=dtype)
+        return self._constants[key]
 
     def _gamma(self, dtype):
         """γ in fp64 for fp64 inputs, else fp32 (every γ_h = 1 − 2^(−5−h) is exact in fp32, not in bf16)."""
-        return self.gamma.double() if dtype == torch.float64 else self.gamma
+        dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        return self._constant("gamma", dtype, self.qkvg.weight.device)
     def _qkvg(self, x: torch.Tensor, positions: torch.Tensor):
         """x (B, L, d) → rotated q, k (B, H, L, d_k) with k / √d_k; v with a ones column (B, H, L, d_v + 1); g."""
         B, L, _ = x.shape
         heads = lambda t, d: t.view(B, L, self.n_heads, d).transpose(1, 2)
-        angles = rotation_angles(self.key_dim).to(x.device)          # fp64 phases, cast after cos/sin
-        q = rotate(heads(self.q_proj(x), self.key_dim), positions, angles)
-        k = rotate(heads(self.k_proj(x), self.key_dim), positions, angles) / math.sqrt(self.key_dim)
-        v = heads(self.v_proj(x), self.head_v)
+        angles = self._constant("angles", torch.float64, x.device)     # fp64 phases, cast after cos/sin
+        q, k, v, g = self.qkvg(x).split(self.splits, dim=-1)
+        q = rotate(heads(q, self.key_dim), positions, angles)
+        k = rotate(heads(k, self.key_dim), positions, angles) / math.sqrt(self.key_dim)
+        v = heads(v, self.head_v)
         v1 = torch.cat([v, v.new_ones(*v.shape[:-1], 1)], dim=-1)
-        return q, k, v1, self.g_proj(x)
+        return q, k, v1, g
 
     def _output(self, raw, g, positions):
         """Normalised retention → group norm per head → swish gate → W_O. raw (B, H, L, d_v + 1); g (B, L, d_v·H)."""
@@ -137,8 +149,8 @@ class RetNetMixer(Mixer):
 
     def init_state(self, batch_size, device=None, dtype=None):
         """{"S": (batch, heads, d_k, d_v + 1) zeros — S_n with z_n as its last column; "n": tokens seen}."""
-        dtype = dtype or self.q_proj.weight.dtype
-        device = device or self.q_proj.weight.device
+        dtype = dtype or self.qkvg.weight.dtype
+        device = device or self.qkvg.weight.device
         return {"S": torch.zeros(batch_size, self.n_heads, self.key_dim, self.head_v + 1, dtype=dtype, device=device),
                 "n": 0}
 
