@@ -34,7 +34,7 @@ from .._checks import check_positive_int, check_tensor
 from ..registry import Mixer, register_mixer
 
 
-SMALL_BUFFERS = 2**15   # bytes: masks, index vectors, FFT plans — fixed per call, added to memory_estimate
+SMALL_BUFFERS = 2**11   # bytes: masks, index vectors, FFT plans — fixed per call, added to memory_estimate
 
 def sinusoid_embedding(distances: torch.Tensor, dim: int) -> torch.Tensor:
     """R_d = [sin(d ω_0), …, sin(d ω_{dim/2−1}), cos(d ω_0), …] with ω_i = 10000^(−2i/dim): (len(distances), dim)."""

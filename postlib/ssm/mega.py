@@ -32,7 +32,7 @@ from ..registry import Mixer, register_mixer
 from .ema import damped_ema, ema_step
 
 
-SMALL_BUFFERS = 2**15   # bytes: masks, index vectors, FFT plans — fixed per call, added to memory_estimate
+SMALL_BUFFERS = 2**14   # bytes: masks, index vectors, FFT plans — fixed per call, added to memory_estimate
 
 def local_causal_mask(length: int, chunk_size: int | None, device=None) -> torch.Tensor:
     """(L, L) bool: query i may see key j iff j ≤ i and both lie in the same chunk (any j ≤ i when chunk_size is None)."""

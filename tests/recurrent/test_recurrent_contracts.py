@@ -11,7 +11,7 @@ CASES = [("retnet", {}), ("transformer_xl", {}), ("mega", {}), ("mega", {"chunk_
 
 @pytest.mark.parametrize("name,config", CASES, ids=[f"{n}{c}" for n, c in CASES])
 @pytest.mark.parametrize("d_model,batch", [(64, 2), (32, 1)])
-@pytest.mark.parametrize("length", [1, 7, 100, 1024])
+@pytest.mark.parametrize("length", [1, 7, 33, 160, 1024])
 @pytest.mark.parametrize("mode", ["forward", "forward_backward"])
 def test_estimate_bounds_the_measured_peak(name, config, length, mode, d_model, batch):
     torch.manual_seed(0)
@@ -24,11 +24,12 @@ def test_estimate_bounds_the_measured_peak(name, config, length, mode, d_model, 
                 return mixer(x)
         mixer(x).sum().backward()                  # allocates every parameter's gradient: part of the peak
 
+    run()                                          # lazy one-time allocations are not the call's own
     mixer.zero_grad(set_to_none=True)              # outside the measurement, or freeing old grads offsets the peak
     peak = peak_memory(run)
     estimate = mixer.memory_estimate(batch, length, torch.float32, mode)
     assert estimate >= peak, f"{name} {mode} L={length}: estimate {estimate} < measured peak {peak}"
-    assert estimate <= 8 * max(peak, 2**16), f"{name} {mode} L={length}: estimate {estimate} > 8 × peak {peak}"
+    assert estimate <= 8 * peak, f"{name} {mode} L={length}: estimate {estimate} > 8 × peak {peak}"
 
 
 @pytest.mark.parametrize("name,config", CASES, ids=[f"{n}{c}" for n, c in CASES])
