@@ -141,10 +141,7 @@ class RetNetMixer(Mixer):
     def _forward(self, x):
         positions = torch.arange(x.shape[1], device=x.device)
         q, k, v1, g = self._qkvg(x, positions)
-        backend = self.backend
-        if backend == "triton" and not x.is_cuda:
-            backend = "chunkwise"
-        raw = retention(q, k, v1, self._gamma(x.dtype), backend=backend, chunk_size=self.chunk_size)
+        raw = retention(q, k, v1, self._gamma(x.dtype), backend=self.backend, chunk_size=self.chunk_size)
         return self._output(raw, g, positions)
 
     def init_state(self, batch_size, device=None, dtype=None):

@@ -105,3 +105,18 @@ def test_config_errors():
     with pytest.raises(ValueError, match="x_t has batch 1 but the state was built for batch 2"):
         mixer.step(torch.randn(1, 16, dtype=torch.float64), mixer.init_state(2, dtype=torch.float64))
     assert math.isfinite(mixer.memory_estimate(1, 100, torch.float32))
+
+
+def test_triton_backend_runs_the_kernel_or_says_why_not():
+    """backend="triton" is never silently replaced: under the interpreter (or on CUDA) it runs the kernel and
+    equals the chunkwise form; on a plain CPU it raises the kernel's clear error."""
+    from postlib.kernels import interpreter_enabled
+    mixer = _mixer(backend="triton")
+    ref = _mixer()
+    x = torch.randn(1, 11, 16, dtype=torch.float64)
+    if interpreter_enabled():
+        with torch.no_grad():
+            torch.testing.assert_close(mixer(x), ref(x), rtol=1e-10, atol=1e-12)
+    else:
+        with pytest.raises(TypeError, match="Triton kernels need CUDA tensors"):
+            mixer(x)
