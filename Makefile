@@ -10,8 +10,10 @@ HOST   ?= 127.0.0.1
 # Pinned for local and CI installs (a CPU wheel); the package itself asks only torch>=2.1 so Colab keeps its own.
 TORCH_PIN ?= torch==2.13.0
 PYTEST_ARGS ?=
+# Extra options for the dashboard server, e.g. DASHBOARD_ARGS="--public-host class.example.org --num-procs 2".
+DASHBOARD_ARGS ?=
 
-.PHONY: install book static dashboard serve test test-fast gpu-check bench sync clean
+.PHONY: install book instructor student student-notebooks static dashboard serve test test-fast smoke gpu-check bench sync clean
 
 install: $(VENV)/.installed
 
@@ -25,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps "torchscale==0.3.0"
 	@touch $@
 
-# plotly.js served from the site itself (no CDN); copied from the installed plotly package.
+# plotly.js (and postlib/viz/static/postlib-figures.js) served from the site itself (no CDN).
 static: install
 	@$(BIN)/python -c "from postlib.book import install_static; install_static('_static')"
 
@@ -33,15 +35,32 @@ static: install
 book: static
 	POSTLIB_BOOK_BUILD=1 $(BIN)/jupyter-book build . --all --warningiserror --keep-going
 
+# The instructor edition is the book itself: solutions folded, the instructor guide and answer keys.
+instructor: book
+
+# The student edition: the notebooks the book build executed, minus the solution cells, rendered with
+# execution off (nothing runs twice); runs `make book` first only when those notebooks are stale.
+student: static
+	@$(BIN)/python -m postlib.exercises student --check || \
+	  (echo "student/ notebooks are stale: run make student-notebooks and commit them" && exit 1)
+	@$(BIN)/python -m postlib.exercises student-book --out _build/student > /dev/null || $(MAKE) book
+	$(BIN)/python -m postlib.exercises student-book --out _build/student
+	$(BIN)/jupyter-book build _build/student --all --warningiserror --keep-going
+	@echo "Student edition: _build/student/_build/html/index.html"
+
+# Regenerate the committed solution-free notebooks (what the student book's Colab buttons open).
+student-notebooks: install
+	$(BIN)/python -m postlib.exercises student
+
 dashboard: install
-	$(BIN)/python -m apps.serve --port $(PORT) --address $(HOST)
+	$(BIN)/python -m apps.serve --port $(PORT) --address $(HOST) $(DASHBOARD_ARGS)
 
 serve: book
 	@echo "Book:      http://$(HOST):$(BOOK_PORT)/"
 	@echo "Dashboard: http://$(HOST):$(PORT)/dashboard"
 	@$(BIN)/python -m http.server $(BOOK_PORT) --bind $(HOST) --directory _build/html > /dev/null 2>&1 & \
 	  trap "kill $$! 2>/dev/null" EXIT INT TERM; \
-	  $(BIN)/python -m apps.serve --port $(PORT) --address $(HOST)
+	  $(BIN)/python -m apps.serve --port $(PORT) --address $(HOST) $(DASHBOARD_ARGS)
 
 test: install static
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
@@ -50,9 +69,15 @@ test: install static
 test-fast: install
 	$(BIN)/python -m pytest -n 2 -m "not book and not browser" $(PYTEST_ARGS)
 
-# Keep each chapter's .md and its output-free Colab .ipynb in sync.
+# Regenerate every page's first cell (the Colab install cell) from _config.yml's repository.url and
+# keep each chapter's .md and its output-free Colab .ipynb in sync (intro included).
 sync: install
-	$(BIN)/jupytext --sync chapters/*/*.md
+	$(BIN)/python -m postlib.book sync
+	$(BIN)/python -m postlib.exercises student
+
+# Every page of the book with the GPU size profile forced, then without Triton (smoke counts; part of make test).
+smoke: install
+	$(BIN)/python -m postlib.book run --mode smoke
 
 bench: install
 	$(BIN)/python -m postlib.bench --help
