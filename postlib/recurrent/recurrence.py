@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_choice, check_positive_int, check_qkv, check_same, check_tensor
+from .._checks import (CAUSAL_NONFINITE, check_choice, check_finite, check_positive_int, check_qkv, check_same,
+                       check_tensor)
 
 BACKENDS = ("auto", "reference", "recurrent", "chunked", "triton")
 DEFAULT_CHUNK = 64
@@ -187,8 +188,8 @@ def decayed_linear_recurrence(q, k, v, log_decay=None, *, backend: str = "auto",
             (Triton for CUDA tensors with a scalar decay and no initial state, chunked otherwise).
         initial_state: (batch, heads, d_k, d_v), the state before the first token (streaming).
         return_state: also return the state after the last token.
-    Non-finite inputs are rejected: the chunked and Triton forms multiply masked entries by 0, and 0·NaN
-    would carry a NaN backwards to earlier outputs.
+    Non-finite inputs are refused (unless inside ``postlib.allow_nonfinite()``): the chunked and Triton forms
+    multiply masked entries by 0, and 0·NaN would carry a NaN backwards to earlier outputs.
     """
     check_qkv(q, k, v)
     check_choice(backend, "backend", BACKENDS)
@@ -215,8 +216,7 @@ def decayed_linear_recurrence(q, k, v, log_decay=None, *, backend: str = "auto",
         tensors.append(initial_state)
         names.append("initial_state")
     for t, name in zip(tensors, names):
-        if not torch.isfinite(t).all():
-            raise ValueError(f"{name} contains NaN or Inf; the chunked forms would spread it to earlier outputs")
+        check_finite(t, name, CAUSAL_NONFINITE)
     scalar = log_decay is None or log_decay.dim() < 4
     if backend == "auto":
         backend = "triton" if (q.is_cuda and scalar and initial_state is None) else "chunked"

@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from .._checks import check_choice, check_positive_int, check_qkv, check_tensor
+from .._checks import CAUSAL_NONFINITE, check_choice, check_finite, check_positive_int, check_qkv, check_tensor
 from .recurrence import DEFAULT_CHUNK, recurrence_chunked, recurrence_recurrent
 
 BACKENDS = ("auto", "parallel", "recurrent", "chunkwise", "triton")
@@ -77,9 +77,7 @@ def _check(q, k, v, gamma) -> torch.Tensor:
     if gamma.device != q.device:
         raise TypeError(f"gamma is on {gamma.device} but q is on {q.device}; all inputs must share a device")
     for name, t in (("q", q), ("k", k), ("v", v)):
-        if not torch.isfinite(t).all():
-            raise ValueError(f"{name} contains NaN or Inf; the parallel and chunkwise forms multiply masked "
-                             "entries by 0, which would carry it to earlier outputs")
+        check_finite(t, name, CAUSAL_NONFINITE)
     # Decays stay in at least fp32: in bf16, 1 − 2^-9 already rounds to 1.
     return gamma.to(q.dtype) if q.dtype in (torch.float32, torch.float64) else gamma.float()
 

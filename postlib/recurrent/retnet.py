@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_choice, check_positive_int
-from ..registry import Mixer, register_mixer
+from ..registry import Mixer, itemsizes, register_mixer
 from .recurrence import DEFAULT_CHUNK, recurrent_step
 from .retention import BACKENDS, retention, retnet_gammas
 
@@ -152,8 +152,6 @@ class RetNetMixer(Mixer):
                 "n": 0}
 
     def _step(self, x_t, state):
-        if state["S"].shape[0] != x_t.shape[0]:
-            raise ValueError(f"x_t has batch {x_t.shape[0]} but the state was built for batch {state['S'].shape[0]}")
         positions = torch.tensor([state["n"]], device=x_t.device)
         q, k, v1, g = self._qkvg(x_t[:, None], positions)
         log_gamma = torch.log(self._gamma(x_t.dtype))
@@ -165,13 +163,14 @@ class RetNetMixer(Mixer):
         """Upper bound on the bytes one call allocates (CONTRACTS §1): ~24 activations of (batch, length, d_model)
         (projections, their per-head copies, [V, 1], the normalised output, norm, gate), one chunk's C × C scores
         and decays, the state. With backward: ~36 activations, every chunk's scores and decays
-        (batch · heads · length · C, kept by the graph) and the parameters' gradients. Checked against the measured
-        peak (≤ estimate ≤ 8 × peak) in tests/recurrent/test_recurrent_contracts.py."""
-        item = torch.empty((), dtype=dtype).element_size()
+        (batch · heads · length · C, kept by the graph) and a copy of the parameters' size; the base class adds
+        the gradients and its margin. Checked against the measured peak (≤ estimate ≤ 8 × peak) in
+        tests/recurrent/test_recurrent_contracts.py and tests/test_registry.py."""
+        _, item = itemsizes(dtype)
         C = min(self.chunk_size, length)
         act = batch * length * self.d_model
         chunk = 6 * batch * self.n_heads * C * C + 4 * batch * self.n_heads * self.key_dim * (self.head_v + 1)
-        if mode == "forward_backward":
-            params = sum(p.numel() for p in self.parameters())
-            return item * (36 * act + 4 * batch * self.n_heads * length * C + chunk + 2 * params) + SMALL_BUFFERS
-        return item * (24 * act + chunk) + SMALL_BUFFERS
+        params = sum(p.numel() for p in self.parameters())
+        forward = item * (24 * act + chunk) + SMALL_BUFFERS
+        backward = item * (36 * act + 4 * batch * self.n_heads * length * C + chunk + params) + SMALL_BUFFERS
+        return self._estimate(mode, dtype, forward, backward)

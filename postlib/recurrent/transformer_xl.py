@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .._checks import check_positive_int, check_tensor
-from ..registry import Mixer, register_mixer
+from ..registry import Mixer, itemsizes, register_mixer
 
 
 SMALL_BUFFERS = 2**11   # bytes: masks, index vectors, FFT plans — fixed per call, added to memory_estimate
@@ -159,8 +159,6 @@ class TransformerXLMixer(Mixer):
         return {"k": empty, "v": empty.clone(), "memory": 0, "offset": 0}
 
     def _step(self, x_t, state):
-        if state["k"].shape[0] != x_t.shape[0]:
-            raise ValueError(f"x_t has batch {x_t.shape[0]} but the state was built for batch {state['k'].shape[0]}")
         q, k_t, v_t = self._project(x_t[:, None])
         k = torch.cat([state["k"], k_t], dim=2)
         v = torch.cat([state["v"], v_t], dim=2)
@@ -174,15 +172,16 @@ class TransformerXLMixer(Mixer):
 
     def memory_estimate(self, batch: int, length: int, dtype: torch.dtype, mode: str = "forward") -> int:
         """Per segment: projections of [memory, segment] and the (heads × S × (M + S)) scores a few times over;
-        the outputs of all segments. With backward, the graph keeps every segment's scores, plus the parameters'
-        gradients. Checked against the measured peak (≤ estimate ≤ 8 × peak) in tests/recurrent/test_recurrent_contracts.py."""
-        item = torch.empty((), dtype=dtype).element_size()
+        the outputs of all segments. With backward, the graph keeps every segment's scores, plus twice the
+        parameters' size; the base class adds the gradients and its margin. Checked against the measured peak
+        (≤ estimate ≤ 8 × peak) in tests/recurrent/test_recurrent_contracts.py and tests/test_registry.py."""
+        _, item = itemsizes(dtype)
         S = min(self.segment_length, length)
         K = S + min(self.memory_length, max(length - S, 0))
         n_seg = -(-length // self.segment_length)
         per_segment = 12 * batch * K * self.d_model + 6 * batch * self.n_heads * S * K + 2 * K * self.d_model
         outputs = 3 * batch * length * self.d_model
-        if mode == "forward_backward":
-            params = sum(p.numel() for p in self.parameters())
-            return item * (n_seg * per_segment + 2 * outputs + 3 * params) + SMALL_BUFFERS
-        return item * (per_segment + outputs) + SMALL_BUFFERS
+        params = sum(p.numel() for p in self.parameters())
+        forward = item * (per_segment + outputs) + SMALL_BUFFERS
+        backward = item * (n_seg * per_segment + 2 * outputs + 2 * params) + SMALL_BUFFERS
+        return self._estimate(mode, dtype, forward, backward)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_choice, check_positive_int, check_same, check_tensor
+from .._checks import check_choice, check_finite, check_positive_int, check_same, check_tensor
 
 BACKENDS = ("auto", "recurrent", "fft")
 
@@ -101,7 +101,6 @@ def damped_ema(x, alpha, delta, beta, eta, *, backend: str = "auto") -> torch.Te
     params = [p.to(work) for p in (alpha, delta, beta, eta)]
     if backend == "recurrent":
         return _recurrent(x.to(work), *params).to(x.dtype)
-    if not torch.isfinite(x).all():
-        raise ValueError("x contains NaN or Inf: the FFT would spread it to earlier outputs; "
-                         "use backend='recurrent', which stays causal")
+    check_finite(x, "x", "the FFT mixes every position before the causal part is cut out, so a NaN or inf "
+                         "would reach earlier outputs; backend='recurrent' stays causal and accepts it")
     return causal_fft_conv(x.to(work), ema_kernel(*params, x.shape[1])).to(x.dtype)

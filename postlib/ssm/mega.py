@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_positive_int, check_tensor
-from ..registry import Mixer, register_mixer
+from ..registry import Mixer, itemsizes, register_mixer
 from .ema import damped_ema, ema_step
 
 
@@ -129,8 +129,6 @@ class MegaMixer(Mixer):
                 "v": torch.zeros(batch_size, 0, self.v_dim, dtype=dtype, device=device), "n": 0}
 
     def _step(self, x_t, state):
-        if state["ema"].shape[0] != x_t.shape[0]:
-            raise ValueError(f"x_t has batch {x_t.shape[0]} but the state was built for batch {state['ema'].shape[0]}")
         alpha, delta, beta, eta = (p.to(x_t.dtype) for p in self.ema_parameters())
         y_ema, ema = ema_step(x_t, state["ema"], alpha, delta, beta, eta)
         new_chunk = self.chunk_size is not None and state["n"] % self.chunk_size == 0
@@ -146,16 +144,16 @@ class MegaMixer(Mixer):
 
     def memory_estimate(self, batch: int, length: int, dtype: torch.dtype, mode: str = "forward") -> int:
         """Upper bound on the bytes one call allocates (CONTRACTS §1): ~8 activations of (batch, length,
-        max(d, v_dim)); the EMA's FFT buffers (complex, 2L) and its (d × h × L) kernel powers, twice; the attention
-        scores three times — (L × L) per batch row, or (L × C) with chunks. With backward: twice that, plus the
-        parameters' gradients. Checked against the measured peak (≤ estimate ≤ 8 × peak) in
-        tests/recurrent/test_recurrent_contracts.py."""
-        item = max(torch.empty((), dtype=dtype).element_size(), 4)            # the FFT runs in fp32 at least
+        max(d, v_dim)); the EMA's FFT buffers (complex, 2L, fp32 at least) and its (d × h × L) kernel powers,
+        twice; the attention scores three times — (L × L) per batch row, or (L × C) with chunks. With backward:
+        twice that plus the parameters' size; the base class adds the gradients and its margin. Checked against
+        the measured peak (≤ estimate ≤ 8 × peak) in tests/recurrent/test_recurrent_contracts.py and
+        tests/test_registry.py."""
+        _, item = itemsizes(dtype)
         acts = 8 * batch * length * max(self.d_model, self.v_dim)
         fft = 8 * batch * length * self.d_model + 2 * self.d_model * self.ema_dim * length
         C = length if self.chunk_size is None else min(self.chunk_size, length)
         scores = 3 * batch * (-(-length // C) * C) * C
-        total = acts + fft + scores
-        if mode == "forward_backward":
-            return item * (2 * total + 2 * sum(p.numel() for p in self.parameters())) + SMALL_BUFFERS
-        return item * total + SMALL_BUFFERS
+        total = item * (acts + fft + scores)
+        params = item * sum(p.numel() for p in self.parameters())
+        return self._estimate(mode, dtype, total + SMALL_BUFFERS, 2 * total + params + SMALL_BUFFERS)

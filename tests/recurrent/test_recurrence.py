@@ -185,7 +185,7 @@ def test_errors_name_the_argument():
         decayed_linear_recurrence(q, k, v, -torch.rand(B, H, 8, DK, dtype=torch.float64), backend="triton")
     bad = v.clone()
     bad[0, 0, 5, 0] = float("nan")
-    with pytest.raises(ValueError, match="v contains NaN or Inf"):
+    with pytest.raises(ValueError, match=r"v must be finite, but v\[0, 0, 5, 0\] = nan"):
         decayed_linear_recurrence(q, k, bad)
     with pytest.raises(ValueError, match="chunk_size must be >= 1"):
         decayed_linear_recurrence(q, k, v, chunk_size=0)

@@ -102,7 +102,7 @@ def test_config_errors():
     with pytest.raises(ValueError, match="backend must be one of"):
         build_mixer("retnet", 16, backend="fast")
     mixer = _mixer()
-    with pytest.raises(ValueError, match="x_t has batch 1 but the state was built for batch 2"):
+    with pytest.raises(ValueError, match="x_t has batch 1 but the state was made for batch 2"):
         mixer.step(torch.randn(1, 16, dtype=torch.float64), mixer.init_state(2, dtype=torch.float64))
     assert math.isfinite(mixer.memory_estimate(1, 100, torch.float32))
 

@@ -108,7 +108,7 @@ def test_config_errors():
         build_mixer("transformer_xl", 18, n_heads=4)
     mixer = _mixer()
     state = mixer.init_state(2, dtype=torch.float64)
-    with pytest.raises(ValueError, match="x_t has batch 3 but the state was built for batch 2"):
+    with pytest.raises(ValueError, match="x_t has batch 3 but the state was made for batch 2"):
         mixer.step(torch.randn(3, 16, dtype=torch.float64), state)
 
 
