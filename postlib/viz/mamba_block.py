@@ -18,7 +18,7 @@ _MAIN, _SIDE, _ROW = 3.6, 8.3, 1.2
 _PLACES = {
     "input": (5.0, 0, 6.0), "in_proj": (5.0, 1, 8.6), "x": (_MAIN, 2, 5.4), "z": (_SIDE, 2, 3.0),
     "conv": (_MAIN, 3, 5.4), "silu_x": (_MAIN, 4, 5.4), "x_proj": (_MAIN, 5, 5.4), "dt_proj": (_MAIN, 6, 5.4),
-    "scan": (_MAIN, 7, 5.4), "silu_z": (_SIDE, 7, 3.0), "gate": (5.0, 8, 6.0), "out_proj": (5.0, 9, 8.6),
+    "scan": (_MAIN, 7, 5.4), "silu_z": (_SIDE, 7, 3.0), "gate": (5.0, 8, 8.6), "out_proj": (5.0, 9, 8.6),
     "output": (5.0, 10, 6.0),
 }
 _LAYOUT = {k: (x, _ROW * (10 - row), w) for k, (x, row, w) in _PLACES.items()}
@@ -28,7 +28,7 @@ _EDGES = [("input", "in_proj"), ("in_proj", "x"), ("in_proj", "z"), ("x", "conv"
 _HEIGHT = 0.95
 
 
-def _count(d_model: int, expand: int, d_state: int, d_conv: int, dt_rank: int) -> dict:
+def mamba_block_parameters(d_model: int, expand: int, d_state: int, d_conv: int, dt_rank: int) -> dict[str, int]:
     """Parameters of each learned part (weights and biases), as ``MambaMixer`` creates them."""
     d_inner = expand * d_model
     return {"in_proj": d_model * 2 * d_inner + 2 * d_inner, "conv1d": d_inner * d_conv + d_inner,
@@ -62,9 +62,10 @@ def mamba_block_figure(d_model: int = 32, expand: int = 2, d_state: int = 16, d_
     }
     fills = {"faint": palette.NEUTRALS["faint"], "line": "#ffffff", "ssm": ssm, "gate": gate}
     fig = go.Figure()
-    for a, b in _EDGES:
-        (xa, ya, _), (xb, yb, _) = _LAYOUT[a], _LAYOUT[b]
-        fig.add_annotation(x=xb, y=yb + _HEIGHT / 2, ax=xa, ay=ya - _HEIGHT / 2, xref="x", yref="y", axref="x",
+    for a, b in _EDGES:          # every arrow is vertical: at the target's x when the source box spans it
+        (xa, ya, wa), (xb, yb, _) = _LAYOUT[a], _LAYOUT[b]
+        x = xb if abs(xb - xa) <= wa / 2 else xa
+        fig.add_annotation(x=x, y=yb + _HEIGHT / 2, ax=x, ay=ya - _HEIGHT / 2, xref="x", yref="y", axref="x",
                            ayref="y", text="", showarrow=True, arrowhead=2, arrowsize=1, arrowwidth=1.3,
                            arrowcolor=palette.NEUTRALS["muted"])
     for key, (label, hover, kind) in boxes.items():
@@ -78,7 +79,7 @@ def mamba_block_figure(d_model: int = 32, expand: int = 2, d_state: int = 16, d_
                              name="parts", text=[f"{boxes[k][0]}: {boxes[k][1]}" for k in boxes]))
     fig.update_xaxes(visible=False, range=[0, 10], fixedrange=True)
     fig.update_yaxes(visible=False, range=[-0.6, _ROW * 10 + 0.6], fixedrange=True)
-    params = _count(d_model, expand, d_state, d_conv, dt_rank)
+    params = mamba_block_parameters(d_model, expand, d_state, d_conv, dt_rank)
     default = (f"The Mamba block for d_model = {d_model}, expansion {expand} (d_inner = {d_inner}), state size N = "
                f"{d_state}, convolution width {d_conv} and Δ rank r = {dt_rank}; shapes per sequence of L tokens")
     counts = ", ".join(f"{k} {v:,}" for k, v in params.items())

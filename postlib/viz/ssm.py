@@ -295,7 +295,7 @@ def discretization_error_figure(dts, panels: dict, *, orders=(1, 2), caption: st
         _guides(fig, dts, [e for errs in errors.values() for e in errs], orders, 1, col, col == 1, "Δ")
         fitted.append(f"{title}: " + ", ".join(slopes))
         fig.update_xaxes(type="log", title_text="step Δ", row=1, col=col)
-    fig.update_yaxes(type="log", title_text="max relative error", row=1, col=1)
+        fig.update_yaxes(type="log", title_text="max relative error" if col == 1 else "relative error", row=1, col=col)
     default = ("The largest relative error of the recurrence x_k = Ā x_(k−1) + B̄ u_k against the exact solution of "
                "the ODE over a fixed time, against the step Δ, log-log: a slope p means error ∝ Δ^p")
     return finish(fig, "Discretization error against the step", caption_text(
@@ -313,7 +313,7 @@ def reconstruction_error_figure(Ns, errors: dict, *, bound_order: float = 0.5, c
     slopes = []
     for (name, errs), style in zip(errors.items(), palette.series_styles(list(errors))):
         fig.add_trace(go.Scatter(x=Ns, y=list(errs), mode="lines+markers", name=name, line=style))
-        slopes.append(f"{name} {_slope(Ns, errs):.2f}")
+        slopes.append(f"{name} {-_slope(Ns, errs):.2f}")
     xs = np.asarray(Ns, dtype=float)
     top = max(max(e) for e in errors.values())
     fig.add_trace(go.Scatter(x=xs, y=top * (xs / xs[0]) ** -bound_order, mode="lines",
@@ -323,4 +323,4 @@ def reconstruction_error_figure(Ns, errors: dict, *, bound_order: float = 0.5, c
     default = ("RMS error of the whole history rebuilt from the N LegS coefficients, run online, against N, log-log; "
                f"the dotted line falls as N^−{bound_order:g}, the rate of the paper's bound for a Lipschitz input")
     return finish(fig, "Rebuilding the history: error against N",
-                  caption_text(caption or default, "Slopes fitted over all N: " + ", ".join(slopes)))
+                  caption_text(caption or default, "Fitted p of error ∝ N^−p over all N: " + ", ".join(slopes)))

@@ -65,3 +65,23 @@ def test_result_figures():
     assert len(training_curves_figure({"m": [(0, 2.0), (10, 1.0)]}).data) == 1
     with pytest.raises(ValueError, match="kind must be one of"):
         demo_input("square", 10)
+
+
+def test_the_mamba_block_figure_counts_the_modules_parameters():
+    import postlib
+    from postlib.viz.mamba_block import mamba_block_figure, mamba_block_parameters
+    for d_model, config in ((32, {}), (48, {"d_state": 8, "d_conv": 3, "expand": 3, "dt_rank": 5})):
+        mixer = postlib.build_mixer("mamba", d_model, **config)
+        parts = mamba_block_parameters(d_model, mixer.d_inner // d_model, mixer.d_state, mixer.d_conv, mixer.dt_rank)
+        assert sum(parts.values()) == sum(p.numel() for p in mixer.parameters())
+        caption = get_caption(mamba_block_figure(d_model, mixer.d_inner // d_model, mixer.d_state, mixer.d_conv,
+                                                 mixer.dt_rank))
+        assert f"{sum(parts.values()):,} in all" in caption
+
+
+def test_discretization_and_reconstruction_figures_report_the_fitted_slopes():
+    dts = [0.1, 0.05, 0.025]
+    fig = ssm.discretization_error_figure(dts, {"u ≡ 1": {"euler": [d for d in dts], "zoh": [1e-16] * 3}})
+    assert "euler 1.00" in get_caption(fig) and "zoh exact" in get_caption(fig)
+    fig = ssm.reconstruction_error_figure([4, 8, 16], {"square": [0.4, 0.2, 0.1]})
+    assert "square 1.00" in get_caption(fig)
