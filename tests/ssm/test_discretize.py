@@ -111,3 +111,11 @@ def test_discretization_error_refuses_bad_arguments():
         discretization_error(A, B[:, 0], 0.1, "zoh", signal="square")
     with pytest.raises(ValueError, match="at least one step"):
         discretization_error(A, B[:, 0], 1.0, "zoh", T=0.2)
+
+
+@pytest.mark.parametrize("signal", ["step", "sine"])
+def test_the_grid_shortcut_equals_the_closed_form(signal):
+    from postlib.ssm.discretize import _exact_on_grid
+    A, B = _system(3, 1, seed=5)
+    np.testing.assert_allclose(_exact_on_grid(A, B[:, 0], 0.05, 40, signal, 3.0),
+                               exact_response(A, B[:, 0], 0.05 * np.arange(1, 41), signal), rtol=1e-10, atol=1e-13)
