@@ -225,21 +225,24 @@ def crossover_figure(rows, x_key: str = "states", title: str = "Scan time vs sta
 
 
 def accuracy_table_figure(ours: dict, paper: dict, title: str = "Selective copying: paper vs ours", *,
-                          caption: str | None = None) -> go.Figure:
-    """Grouped bars: the paper's accuracy beside ours for each model label (missing entries are left out)."""
-    labels = list(dict.fromkeys(list(paper) + list(ours)))
+                          caption: str | None = None, paper_label: str = "Mamba paper, Table 1") -> go.Figure:
+    """Grouped horizontal bars: the paper's accuracy beside ours for each model label (missing entries are left out).
+
+    Horizontal, so that model names read level on a phone too; the first label is at the top.
+    """
+    labels = list(dict.fromkeys(list(paper) + list(ours)))[::-1]
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=labels, y=[paper.get(k) for k in labels], name="Mamba paper, Table 1",
-                         marker_color=palette.NEUTRALS["context"],
-                         text=[f"{paper[k]:.1f}" if k in paper else "" for k in labels]))
-    fig.add_trace(go.Bar(x=labels, y=[ours.get(k) for k in labels], name="ours (small, this run)",
-                         marker_color=palette.SERIES[0], text=[f"{ours[k]:.1f}" if k in ours else "" for k in labels]))
-    fig.update_yaxes(title_text="accuracy (%)", range=[0, 105])
-    fig.update_xaxes(title_text="model")
-    fig.update_layout(barmode="group")
+    for values, name, colour in ((paper, paper_label, palette.NEUTRALS["context"]),
+                                 (ours, "ours (small, this run)", palette.SERIES[0])):
+        fig.add_trace(go.Bar(y=labels, x=[values.get(k) for k in labels], name=name, orientation="h",
+                             marker_color=colour, text=[f"{values[k]:.1f}" if k in values else "" for k in labels],
+                             textposition="inside", insidetextanchor="end"))
+    fig.update_xaxes(title_text="accuracy (%)", range=[0, 105])
+    fig.update_yaxes(title_text="model", automargin=True)
+    fig.update_layout(barmode="group", legend=dict(traceorder="reversed"))
     default = ("Selective-copying accuracy: the paper's number (grey) beside ours (blue) for each model; ours is a "
                "much smaller run, so compare the ordering rather than the values")
-    return finish(fig, title, caption_text(caption or default))
+    return finish(fig, title, caption_text(caption or default), height=max(360, 60 + 46 * len(labels)))
 
 
 def training_curves_figure(curves: dict, title: str = "Training loss", *, caption: str | None = None) -> go.Figure:

@@ -61,7 +61,7 @@ def test_result_figures():
             [("a", 256, 1.0), ("a", 4096, 3.0), ("b", 256, 2.0), ("b", 4096, 2.5)]]
     assert len(crossover_figure(rows).data) == 2
     fig = accuracy_table_figure({"x": 50.0}, {"x": 99.8, "y": 18.3})
-    assert list(fig.data[0].x) == ["x", "y"] and fig.data[1].y[1] is None
+    assert list(fig.data[0].y) == ["y", "x"] and fig.data[1].x[0] is None      # horizontal, first label on top
     assert len(training_curves_figure({"m": [(0, 2.0), (10, 1.0)]}).data) == 1
     with pytest.raises(ValueError, match="kind must be one of"):
         demo_input("square", 10)
