@@ -130,8 +130,20 @@ def _per_head_offsets(params: dict, heads: int):
     return offsets
 
 
+def check_finite_qkv(q, k, v) -> None:
+    """Refuse NaN/±inf: in a tile shared by past and future keys, 0·NaN = NaN would leak a future value
+    into earlier outputs (a masked product does not stop NaN), so non-finite input is an error here."""
+    for t, name in ((q, "q"), (k, "k"), (v, "v")):
+        if t.numel() and not bool(torch.isfinite(t).all()):
+            where = (~torch.isfinite(t)).nonzero()[0].tolist()
+            raise ValueError(f"{name} must be finite (batch, heads, length, head_dim), but {name}{where} = "
+                             f"{t[tuple(where)].item()}: a masked product would spread it to other positions "
+                             "(0·NaN = NaN)")
+
+
 def _check_args(q, k, v, kind, backend, params):
     check_qkv(q, k, v)
+    check_finite_qkv(q, k, v)
     if q.shape[2] != k.shape[2]:
         raise ValueError(f"sparse attention is self-attention: q and k must have the same length, got q "
                          f"{tuple(q.shape)}, k {tuple(k.shape)}")
