@@ -73,24 +73,39 @@ def pattern_cost(kind, length: int | None = None, *, causal: bool = False, tile:
             "blocked_bytes": computed * tile * tile * heads * bytes_per_score}
 
 
-def _sparse_mask(pattern: Pattern, tile: int = 64):
-    """The mask as a scipy CSR matrix, built from the computed tiles only."""
+def _sparse_mask(pattern: Pattern):
+    """The mask as a scipy CSR matrix, assembled from its components in O(allowed entries)."""
     from scipy import sparse
 
-    any_, _ = pattern.tile_layout(tile)
-    rows, cols = any_.nonzero(as_tuple=True)
-    pos = torch.arange(tile)
-    rr, cc = [], []
-    for start in range(0, rows.numel(), 256):
-        r = (rows[start:start + 256, None] * tile + pos)[:, :, None].expand(-1, tile, tile)
-        c = (cols[start:start + 256, None] * tile + pos)[:, None, :].expand(-1, tile, tile)
-        keep = pattern.allowed(r, c)
-        rr.append(r[keep])
-        cc.append(c[keep])
-    r = torch.cat(rr).numpy() if rr else np.zeros(0, dtype=np.int64)
-    c = torch.cat(cc).numpy() if cc else np.zeros(0, dtype=np.int64)
     L = pattern.length
-    return sparse.csr_matrix((np.ones(r.size, dtype=np.float32), (r, c)), shape=(L, L))
+    parts = []
+    if pattern.half_window is not None:
+        h = min(pattern.half_window, L - 1)
+        parts.append(sparse.diags([np.ones(L - abs(d), dtype=np.float32) for d in range(-h, h + 1)],
+                                  list(range(-h, h + 1)), shape=(L, L)))
+    if pattern.global_flags is not None:
+        g = pattern.global_flags.numpy().astype(np.float32)
+        parts.append(sparse.csr_matrix(g[:, None]) @ sparse.csr_matrix(np.ones((1, L), dtype=np.float32)))
+        parts.append(sparse.csr_matrix(np.ones((L, 1), dtype=np.float32)) @ sparse.csr_matrix(g[None, :]))
+    if pattern.coarse is not None:
+        b = pattern.coarse_block
+        blocks = sparse.kron(sparse.csr_matrix(pattern.coarse.numpy().astype(np.float32)),
+                             np.ones((b, b), dtype=np.float32), format="csr")
+        parts.append(blocks[:L, :L])
+    for w, r, o in pattern.pairs:
+        rows, cols = [], []
+        for start in range(0, L, w):
+            kept = np.arange(start + o, min(start + w, L), r)
+            rows.append(np.repeat(kept, kept.size))
+            cols.append(np.tile(kept, kept.size))
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        parts.append(sparse.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, cols)), shape=(L, L)))
+    mask = sum(parts[1:], parts[0]).tocsr()
+    mask.data[:] = 1.0
+    if pattern.causal:
+        mask = sparse.tril(mask, format="csr")
+    mask.eliminate_zeros()
+    return mask
 
 
 def receptive_field(kind, length: int | None = None, *, token: int | None = None, layers: int = 4,
@@ -144,7 +159,7 @@ def path_lengths(kind, length: int | None = None, *, causal: bool = False, tile:
         diameter = int(dist[mask].max()) if pairs else 0
         mean = float((dist[mask] * weight[mask]).sum() / pairs) if pairs else 0.0
         return {"length": L, "diameter": diameter, "mean": mean, "connected": float(pairs / max(L * (L - 1), 1))}
-    graph = _sparse_mask(pattern, tile).T.tocsr()        # row j → the tokens that read j
+    graph = _sparse_mask(pattern).T.tocsr()        # row j → the tokens that read j
     dist = csgraph.shortest_path(graph, method="D", unweighted=True)
     L = pattern.length
     off = ~np.eye(L, dtype=bool)
