@@ -237,3 +237,83 @@ def block_sparse_attention_triton(q, k, v, pattern, *, tile: int = 64, scale: fl
     else:
         out, lse = _launch(q, k, v, pattern, tile, scale)
     return (out, lse) if return_lse else out
+
+
+# --------------------------------------------------------------------------- make gpu-check
+GPU_TARGET_SPEEDUP = 3.0   # issue 8: L = 32k, window 1k, bf16: at least 3x faster than dense causal SDPA
+
+_CHECK_PATTERNS = [("sliding", dict(window=65)), ("longformer", dict(window=32, global_tokens=[0, 1, 2, 3])),
+                   ("bigbird", dict(block_size=64, num_random_blocks=2, num_global_blocks=1)),
+                   ("dilated", dict(segment_lengths=[64, 256, 1024], dilations=[1, 4, 16]))]
+
+
+def _half_dtype(device: str) -> torch.dtype:
+    """bf16 on sm80+, fp16 before (and in the interpreter, whose tl.dot mishandles bf16)."""
+    if device.startswith("cuda") and torch.cuda.get_device_capability(device)[0] >= 8:
+        return torch.bfloat16
+    return torch.float16
+
+
+def gpu_check(device: str = "cuda", quick: bool = False) -> list[dict]:
+    """Check the kernel against the fp64 reference for every pattern kind, then time it against dense SDPA.
+
+    Correctness (rel RMS vs ``sparse_attention_reference`` in fp64): fp32 <= 1e-5, fp16/bf16
+    <= 5e-3, causal and not, at lengths the tile does not divide. Timing: forward, batch 1,
+    8 heads, head_dim 64, bf16 (fp16 before sm80): the causal sliding window of 1024
+    (``window=1024``: each token sees itself and 512 earlier ones) at L = 4k … 32k against
+    ``scaled_dot_product_attention(is_causal=True)``; the row at L = 32k carries the target
+    (speedup >= 3) as its ``ok``. On ``device="cpu"`` (``--smoke``) the same code runs tiny.
+    """
+    import torch.nn.functional as F
+
+    from ..bench.core import time_fn
+    from ..sparse import make_pattern, sparse_attention_reference
+    from ..testing import rel_rms
+
+    smoke = not device.startswith("cuda")
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    rand = lambda *shape: torch.randn(*shape, generator=gen).to(device)  # noqa: E731
+    rows: list[dict] = []
+    lengths = [37] if smoke else ([1, 300, 1000] if quick else [1, 63, 300, 1000, 2500])
+    tile = 16 if smoke else 64
+    patterns = _CHECK_PATTERNS[:2] if smoke else _CHECK_PATTERNS
+    for dtype in [torch.float32, _half_dtype(device)]:
+        tol = 1e-5 if dtype == torch.float32 else 5e-3
+        for kind, params in patterns:
+            for length in lengths:
+                p = dict(params)
+                if kind == "longformer":
+                    p["global_tokens"] = [g for g in p["global_tokens"] if g < length]
+                q, k, v = (rand(1, 2, length, 64) for _ in range(3))
+                for causal in (False, True):
+                    ref = sparse_attention_reference(q.double(), k.double(), v.double(), kind, causal=causal, **p)
+                    pattern = make_pattern(kind, length, causal=causal, **p)
+                    with torch.no_grad():
+                        out = block_sparse_attention_triton(q.to(dtype), k.to(dtype), v.to(dtype), pattern,
+                                                            tile=tile)
+                    err = rel_rms(ref, out)
+                    rows.append(dict(kernel="block_sparse", check=f"forward vs reference (fp64): {kind}",
+                                     dtype=str(dtype).replace("torch.", ""), length=length, head_dim=64,
+                                     causal=causal, rel_rms=err, tol=tol, ok=err <= tol))
+
+    timing_dtype = _half_dtype(device)
+    if smoke:
+        (heads, head_dim, window), timed, repeats, warmup = (2, 16, 32), [128], 1, 1
+    else:
+        (heads, head_dim, window), repeats, warmup = (8, 64, 1024), 10, 3
+        timed = [4096, 32768] if quick else [4096, 8192, 16384, 32768]
+    for length in timed:
+        q, k, v = (rand(1, heads, length, head_dim).to(timing_dtype) for _ in range(3))
+        pattern = make_pattern("sliding", length, causal=True, window=window)
+        with torch.no_grad():
+            ours = time_fn(lambda: block_sparse_attention_triton(q, k, v, pattern, tile=tile), repeats=repeats,
+                           warmup=warmup, device=device)
+            dense = time_fn(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), repeats=repeats,
+                            warmup=warmup, device=device)
+        row = dict(kernel="block_sparse", check="timing: causal sliding window vs dense causal SDPA",
+                   dtype=str(timing_dtype).replace("torch.", ""), length=length, heads=heads, head_dim=head_dim,
+                   window=window, causal=True, triton_ms=ours, sdpa_ms=dense, speedup_vs_sdpa=dense / ours)
+        if length == 32768:
+            row.update(target=f">= {GPU_TARGET_SPEEDUP:g}x", ok=dense / ours >= GPU_TARGET_SPEEDUP)
+        rows.append(row)
+    return rows

@@ -88,3 +88,17 @@ def test_kernel_rejects_bad_arguments():
         block_sparse_attention_triton(q.double(), k.double(), v.double(), pattern)
     with pytest.raises(ValueError, match="pattern is for length 20"):
         block_sparse_attention_triton(q[:, :, :10], k[:, :, :10], v[:, :, :10], pattern)
+
+
+@pytest.mark.skipif(DEVICE == "cuda", reason="on a GPU, make gpu-check runs the full check")
+def test_gpu_check_smoke():
+    """``gpu_check`` runs end to end at tiny sizes under the interpreter (make gpu-check discovers it)."""
+    from postlib.kernels.block_sparse import gpu_check
+    from postlib.kernels.gpu_check import kernel_modules
+
+    assert "postlib.kernels.block_sparse" in kernel_modules()
+    rows = gpu_check("cpu")
+    checks = [r for r in rows if "rel_rms" in r]
+    assert checks and all(r["ok"] for r in checks)
+    assert {r["causal"] for r in checks} == {False, True} and {r["dtype"] for r in checks} == {"float32", "float16"}
+    assert any(r.get("speedup_vs_sdpa", 0) > 0 for r in rows)
