@@ -98,9 +98,10 @@ def blocked_attention(q, k, v, pattern: Pattern, *, tile: int = 64, scale: float
         cols = torch.sort((~flags).to(torch.uint8), dim=1, stable=True).indices[:, :width]   # needed tiles first
         valid = flags.gather(1, cols)
         m = rows.numel()
-        kg = kb[:, :, cols].reshape(B, H, m, width * tile, D)
-        vg = vb[:, :, cols].reshape(B, H, m, width * tile, Dv)
-        s = (qb[:, :, rows] @ kg.transpose(-1, -2)) * scale                       # (B, H, m, tile, width·tile)
+        flat = cols.flatten()
+        kg = kb.index_select(2, flat).view(B, H, m, width * tile, D)               # index_select: a fast gather
+        vg = vb.index_select(2, flat).view(B, H, m, width * tile, Dv)
+        s = (qb.index_select(2, rows) @ kg.transpose(-1, -2)) * scale             # (B, H, m, tile, width·tile)
         row_pos = (rows.to(torch.int32)[:, None] * tile + pos)[:, :, None]
         col_pos = (cols.to(torch.int32)[:, :, None] * tile + pos).reshape(m, 1, width * tile)
         keep = pattern.allowed(row_pos, col_pos) & valid.repeat_interleave(tile, dim=1)[:, None, :]
