@@ -72,7 +72,8 @@ def _tile_chunks(counts: torch.Tensor, per_tile_bytes: int, budget: int):
 
 def blocked_attention(q, k, v, pattern: Pattern, *, tile: int = 64, scale: float | None = None,
                       return_lse: bool = False, chunk_bytes: int = CHUNK_BYTES):
-    """Block-sparse attention in PyTorch, equal to ``masked_attention(q, k, v, pattern.dense())``.
+    """Block-sparse attention in PyTorch, equal to ``masked_attention(q, k, v, pattern.dense())``
+    (``tests/sparse/test_sparse_attention.py``, fp64, every kind, with ``gradcheck``).
 
     Only the (tile × tile) blocks with an allowed entry are computed. Query tiles are
     processed in chunks (sorted by their number of key tiles, so a few heavy global rows
