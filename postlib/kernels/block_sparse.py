@@ -232,6 +232,9 @@ def block_sparse_attention_triton(q, k, v, pattern, *, tile: int = 64, scale: fl
     if max(q.shape[-1], v.shape[-1]) > MAX_HEAD_DIM:
         raise ValueError(f"head_dim must be at most {MAX_HEAD_DIM}, got q {tuple(q.shape)}, v {tuple(v.shape)}")
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    if q.shape[0] * q.shape[1] == 0:   # an empty batch: no program to launch
+        out = q.new_zeros(*q.shape[:3], v.shape[-1])
+        return (out, q.new_zeros(q.shape[:3], dtype=torch.float32)) if return_lse else out
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
         out, lse = BlockSparseFunction.apply(q, k, v, pattern, tile, scale)
     else:

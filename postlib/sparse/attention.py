@@ -87,6 +87,9 @@ def blocked_attention(q, k, v, pattern: Pattern, *, tile: int = 64, scale: float
     Dv = v.shape[-1]
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
     work = torch.float64 if q.dtype == torch.float64 else torch.float32
+    if B * H == 0:   # an empty batch (or no heads): nothing to attend
+        out = q.new_zeros(B, H, L, Dv) + 0 * v.sum()
+        return (out, q.new_zeros(B, H, L, dtype=work)) if return_lse else out
     any_, _ = pattern.tile_layout(tile)
     n = any_.shape[0]
     pad = n * tile - L

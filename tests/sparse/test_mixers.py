@@ -101,3 +101,12 @@ def test_bad_configuration():
     state = mixer.init_state(2)
     with pytest.raises(ValueError, match="batch"):
         mixer.step(torch.randn(3, 16), state)
+
+
+@pytest.mark.parametrize("name", ["longformer", "bigbird", "longnet"])
+def test_empty_batch(name):
+    mixer = build_mixer(name, 16)
+    assert mixer(torch.randn(0, 9, 16)).shape == (0, 9, 16)
+    if mixer.causal:
+        y, _ = mixer.step(torch.randn(0, 16), mixer.init_state(0))
+        assert y.shape == (0, 16)

@@ -121,3 +121,9 @@ def test_bad_input():
     bad[0, 0, 7, 0] = float("nan")
     with pytest.raises(ValueError, match="v must be finite"):
         sparse_attention(q, k, bad, "sliding", causal=True, window=3)
+
+
+def test_empty_batch():
+    q, k, v = qkv(9)
+    for kind, params in [("sliding", dict(window=3)), ("dilated", dict(segment_lengths=[4], dilations=[2]))]:
+        assert sparse_attention(q[:0], k[:0], v[:0], kind, backend="torch", **params).shape == (0, 3, 9, 8)
