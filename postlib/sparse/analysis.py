@@ -183,3 +183,84 @@ def reach_matrix(mask: torch.Tensor, layers: int) -> torch.Tensor:
         step = ((step @ step) > 0).float()
         layers >>= 1
     return out.bool()
+
+
+MAX_FORMULA_BLOCKS = 4096
+
+
+def pattern_scores(kind: str, length: int, *, causal: bool = False, **params) -> int:
+    """Number of (query, key) scores a pattern keeps, from its formula, in O(L) or O(blocks²) — never L².
+
+    * sliding: Σ_i |{j : |i − j| ≤ h}| (∩ j ≤ i when causal), in closed form;
+    * longformer: per row, the band plus the global tokens outside it (all keys for a global row);
+    * bigbird: the coarse block mask weighted by block sizes (a causal diagonal block keeps its triangle);
+      at most ``MAX_FORMULA_BLOCKS`` blocks per side;
+    * dilated: what LongNet computes — each branch's segments, (w/r)² scores each ((w/r)(w/r + 1)/2 when
+      causal) — which counts a pair reached by two branches twice, unlike the union mask.
+
+    ``tests/sparse/test_analysis.py`` checks every kind against the dense count at small L.
+    """
+    from .masks import check_params
+
+    check_positive_int(length, "length")
+    p = check_params(kind, params)
+    L = length
+    if kind in ("sliding", "longformer"):
+        h = p["window"] // 2
+        i = torch.arange(L, dtype=torch.long)
+        lo = (i - h).clamp(min=0)
+        hi = i if causal else (i + h).clamp(max=L - 1)
+        band = hi - lo + 1
+        if kind == "sliding" or not p["global_tokens"]:
+            return int(band.sum())
+        bad = [g for g in p["global_tokens"] if g >= L]
+        if bad:
+            raise ValueError(f"global_tokens must be indices in [0, length={L}), got {bad}")
+        flags = torch.zeros(L, dtype=torch.long)
+        flags[list(p["global_tokens"])] = 1
+        prefix = torch.cat([torch.zeros(1, dtype=torch.long), flags.cumsum(0)])
+        visible = i + 1 if causal else torch.full_like(i, L)                # keys a global row sees
+        limit = i if causal else torch.full_like(i, L - 1)
+        globals_seen = prefix[limit + 1]                                      # globals at j <= limit
+        in_band = prefix[hi + 1] - prefix[lo]
+        rows = torch.where(flags.bool(), visible, band + globals_seen - in_band)
+        return int(rows.sum())
+    if kind == "bigbird":
+        from .masks import bigbird_block_mask
+
+        b = p["block_size"]
+        n = -(-L // b)
+        if n > MAX_FORMULA_BLOCKS:
+            raise ValueError(f"length / block_size = {n} blocks is more than {MAX_FORMULA_BLOCKS} per side for the "
+                             "bigbird count; use a larger block_size")
+        coarse = bigbird_block_mask(n, p["num_random_blocks"], p["num_global_blocks"], p["seed"]).long()
+        size = torch.full((n,), b, dtype=torch.long)
+        size[-1] = L - (n - 1) * b
+        weight = size[:, None] * size[None, :]
+        if causal:
+            idx = torch.arange(n)
+            weight = torch.where(idx[None, :] < idx[:, None], weight, torch.zeros_like(weight))
+            weight += torch.diag(size * (size + 1) // 2)
+        return int((coarse * weight).sum())
+    total = 0
+    for w, r in zip(p["segment_lengths"], p["dilations"]):
+        o = p["offset"] % r
+        whole, rest = divmod(L, w)
+        m_whole = len(range(o, w, r))
+        m_rest = len(range(o, rest, r))
+        per = (lambda m: m * (m + 1) // 2) if causal else (lambda m: m * m)
+        total += whole * per(m_whole) + per(m_rest)
+    return int(total)
+
+
+def pattern_memory(kind: str, length: int, *, causal: bool = False, heads: int = 1, bytes_per_score: int = 4,
+                   **params) -> dict:
+    """Bytes of attention scores for one layer at ``length``, counted from the formula (``pattern_scores``),
+    against dense attention's L² (L(L+1)/2 when causal). Nothing is allocated: works at L = 10⁶."""
+    check_positive_int(heads, "heads")
+    L = length
+    scores = pattern_scores(kind, length, causal=causal, **params)
+    dense = L * (L + 1) // 2 if causal else L * L
+    return {"length": L, "heads": heads, "scores": scores, "dense_scores": dense,
+            "pattern_bytes": scores * heads * bytes_per_score, "dense_bytes": dense * heads * bytes_per_score,
+            "fraction": scores / dense}

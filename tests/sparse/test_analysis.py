@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from postlib.sparse import attention_mask, make_pattern
-from postlib.sparse.analysis import path_lengths, pattern_cost, reach_matrix, receptive_field
+from postlib.sparse import branch_counts
+from postlib.sparse.analysis import (path_lengths, pattern_cost, pattern_memory, pattern_scores, reach_matrix,
+                                     receptive_field)
 
 KINDS = [("sliding", dict(window=9)), ("longformer", dict(window=4, global_tokens=[0, 50])),
          ("bigbird", dict(block_size=8, num_random_blocks=2, num_global_blocks=1)),
@@ -93,3 +95,34 @@ def test_bad_arguments():
         receptive_field("sliding", 10, window=3, token=10)
     with pytest.raises(ValueError, match="square"):
         reach_matrix(torch.ones(3, 4, dtype=torch.bool), 2)
+
+
+@pytest.mark.parametrize("kind,params", [
+    ("sliding", dict(window=7)), ("sliding", dict(window=1)), ("longformer", dict(window=4, global_tokens=[0, 5, 12])),
+    ("bigbird", dict(block_size=4, num_random_blocks=2, num_global_blocks=1)),
+    ("bigbird", dict(block_size=5, num_random_blocks=1, num_global_blocks=2, seed=3))])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("length", [1, 13, 100])
+def test_pattern_scores_formula_counts_the_mask(kind, params, causal, length):
+    if kind == "longformer":
+        params = dict(params, global_tokens=[g for g in params["global_tokens"] if g < length])
+    assert pattern_scores(kind, length, causal=causal, **params) == int(
+        attention_mask(kind, length, causal=causal, **params).sum())
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_pattern_scores_of_longnet_are_its_branch_scores(causal):
+    for length in (13, 100):
+        params = dict(segment_lengths=[6, 10], dilations=[1, 3], offset=2)
+        want = int(branch_counts(length, causal=causal, **params).sum())
+        assert pattern_scores("dilated", length, causal=causal, **params) == want
+
+
+def test_pattern_memory_at_a_million_tokens():
+    """No L × L allocation: a million tokens is counted in well under a second."""
+    out = pattern_memory("longformer", 2**20, causal=True, heads=8, window=512, global_tokens=[0, 1, 2, 3])
+    h, L = 256, 2**20
+    band = L * (h + 1) - h * (h + 1) // 2
+    # sink g is outside the band of rows i > g + h: Σ_g (L − g − h − 1) extra scores; the sinks' rows add none
+    assert out["scores"] == band + sum(L - g - h - 1 for g in range(4))
+    assert out["dense_bytes"] == 2**20 * (2**20 + 1) // 2 * 8 * 4 and out["fraction"] < 1e-3
