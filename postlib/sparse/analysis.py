@@ -9,7 +9,7 @@
   LongNet's dilated pairs grow geometrically (Ding et al. 2023, §2.4).
 * ``path_lengths`` — shortest paths in the attention graph (edge j → i when i attends j):
   the number of layers information needs to travel between two tokens. BigBird's
-  argument (Zaheer et al. 2020, §3): random blocks make the graph an expander (diameter
+  argument (Zaheer et al. 2020, §2): random blocks make the graph an expander (diameter
   ~ log L), one global block makes it a star (diameter ≤ 2); a window alone needs ~ L / h.
 """
 from __future__ import annotations

@@ -23,7 +23,7 @@ from ._args import add_device_arguments, int_list
 
 SUMMARY = "sparse_attention (sliding window, block-sparse torch) vs dense SDPA and the materialised reference"
 RESULT = "cpu_sparse_attention.json"
-SPARSE, SDPA, MATERIALISED = "sparse_attention (torch)", "dense SDPA", "softmax_attention (materialised)"
+SPARSE, SDPA, MATERIALISED = "sparse_attention (torch)", "SDPA (dense, fused)", "softmax_attention (materialised)"
 
 
 def add_arguments(parser) -> None:
