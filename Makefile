@@ -11,7 +11,7 @@ HOST   ?= 127.0.0.1
 TORCH_PIN ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install book static dashboard serve test test-fast gpu-check bench sync clean
+.PHONY: install book instructor student student-notebooks static dashboard serve test test-fast gpu-check bench sync clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,23 @@ static: install
 # Executes every chapter (a failing cell fails the build) and writes _build/html.
 book: static
 	POSTLIB_BOOK_BUILD=1 $(BIN)/jupyter-book build . --all --warningiserror --keep-going
+
+# The instructor edition is the book itself: solutions folded, the instructor guide and answer keys.
+instructor: book
+
+# The student edition: the notebooks the book build executed, minus the solution cells, rendered with
+# execution off (nothing runs twice); runs `make book` first only when those notebooks are stale.
+student: static
+	@$(BIN)/python -m postlib.exercises student --check || \
+	  (echo "student/ notebooks are stale: run make student-notebooks and commit them" && exit 1)
+	@$(BIN)/python -m postlib.exercises student-book --out _build/student > /dev/null || $(MAKE) book
+	$(BIN)/python -m postlib.exercises student-book --out _build/student
+	$(BIN)/jupyter-book build _build/student --all --warningiserror --keep-going
+	@echo "Student edition: _build/student/_build/html/index.html"
+
+# Regenerate the committed solution-free notebooks (what the student book's Colab buttons open).
+student-notebooks: install
+	$(BIN)/python -m postlib.exercises student
 
 dashboard: install
 	$(BIN)/python -m apps.serve --port $(PORT) --address $(HOST)
@@ -50,6 +67,7 @@ test-fast: install
 # Keep each chapter's .md and its output-free Colab .ipynb in sync.
 sync: install
 	$(BIN)/jupytext --sync chapters/*/*.md
+	$(BIN)/python -m postlib.exercises student
 
 bench: install
 	$(BIN)/python -m postlib.bench --help

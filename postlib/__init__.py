@@ -9,7 +9,8 @@ One interface for every sequence mixer in the book::
     state = mixer.init_state(batch)       # causal mixers only
     y_t, state = mixer.step(x[:, t], state)
 """
+from ._checks import allow_nonfinite
 from .registry import Mixer, build_mixer, list_mixers, mixer_info, register_mixer, run_steps
 
 __version__ = "0.1.0"
-__all__ = ["Mixer", "build_mixer", "list_mixers", "mixer_info", "register_mixer", "run_steps", "__version__"]
+__all__ = ["Mixer", "allow_nonfinite", "build_mixer", "list_mixers", "mixer_info", "register_mixer", "run_steps", "__version__"]

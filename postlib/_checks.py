@@ -7,6 +7,11 @@ expected instead of an opaque broadcasting error deep inside a kernel.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import math
+import numbers
+import operator
 from typing import Sequence
 
 import torch
@@ -82,3 +87,75 @@ def check_choice(value, name: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value
+
+
+CAUSAL_NONFINITE = ("a causal form must not let a later position change an earlier output, and a NaN or inf "
+                    "would, through 0·NaN = NaN in a masked product")
+
+
+_NONFINITE_ALLOWED = contextvars.ContextVar("postlib_nonfinite_allowed", default=False)
+
+
+@contextlib.contextmanager
+def allow_nonfinite():
+    """Inside this block, postlib lets NaN and ±inf input through instead of refusing it.
+
+    The arithmetic then gives what it gives: in a causal form computed by an FFT or a
+    masked product, a NaN can reach *earlier* outputs too (0·NaN = NaN). For studying
+    exactly that, or to skip the check's pass over the input.
+    """
+    token = _NONFINITE_ALLOWED.set(True)
+    try:
+        yield
+    finally:
+        _NONFINITE_ALLOWED.reset(token)
+
+
+def check_finite(x: torch.Tensor, name: str, why: str = "") -> torch.Tensor:
+    """Refuse NaN and ±inf in ``x`` (unless inside ``allow_nonfinite()``); ``why`` says what it would break."""
+    if _NONFINITE_ALLOWED.get():
+        return x
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        bad = (~torch.isfinite(x)).nonzero()[0].tolist()
+        raise ValueError(f"{name} must be finite, but {name}{bad} = {x[tuple(bad)].item()}"
+                         + (f": {why}" if why else ""))
+    return x
+
+
+def check_number(value, name: str, *, positive: bool = False, nonnegative: bool = False) -> float:
+    """A finite real number (int or float, not bool), optionally > 0 or >= 0; returned as float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    if nonnegative and value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def check_dt_range(dt_min, dt_max) -> tuple[float, float]:
+    """The range of step sizes Δ an SSM layer draws from (log-uniform): 0 < dt_min <= dt_max, both finite."""
+    dt_min, dt_max = check_number(dt_min, "dt_min", positive=True), check_number(dt_max, "dt_max", positive=True)
+    if dt_min > dt_max:
+        raise ValueError(f"dt_min must be <= dt_max (Δ is drawn log-uniformly from [dt_min, dt_max]), "
+                         f"got dt_min={dt_min} > dt_max={dt_max}")
+    return dt_min, dt_max
+
+
+def check_int_list(values, name: str, minimum: int = 1) -> list[int]:
+    """A sequence of ints >= ``minimum``; a float such as 8.7 is refused, never truncated."""
+    out = []
+    for v in values:
+        if isinstance(v, bool):
+            raise TypeError(f"{name} must hold integers >= {minimum}, got {v!r}")
+        try:
+            n = operator.index(v)
+        except TypeError:
+            raise TypeError(f"{name} must hold integers >= {minimum}, got {v!r} ({type(v).__name__})") from None
+        if n < minimum:
+            raise ValueError(f"{name} must hold integers >= {minimum}, got {n}")
+        out.append(n)
+    return out

@@ -90,6 +90,10 @@ class SequenceModel(nn.Module):
         check_tensor(tokens, "tokens", 2, "(batch, length)", floating=False)
         if tokens.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"tokens must be an integer tensor of shape (batch, length), got {tokens.dtype}")
+        vocab = self.embed.num_embeddings
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab):
+            raise ValueError(f"tokens must be ids in [0, vocab_size={vocab}), got values from {int(tokens.min())} "
+                             f"to {int(tokens.max())}")
         x = self.embed(tokens)
         if self.pos is not None:
             if tokens.shape[1] > self.pos.num_embeddings:

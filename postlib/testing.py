@@ -24,8 +24,3 @@ def rel_rms(ref: torch.Tensor, out: torch.Tensor) -> float:
 def assert_rel_rms(ref: torch.Tensor, out: torch.Tensor, tol: float, what: str = "output") -> None:
     err = rel_rms(ref, out)
     assert err <= tol, f"{what}: relative RMS error {err:.3e} > {tol:.1e}"
-
-
-def default_tol(dtype: torch.dtype) -> float:
-    """fp64 ≈ exact, fp32 tight, half precision per fla's 5e-3 budget."""
-    return {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 5e-3, torch.bfloat16: 5e-3}[dtype]

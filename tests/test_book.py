@@ -150,3 +150,51 @@ def test_markdown_printed_by_cells_is_rendered(built_book):
         html = (built_book / f"{f}.html").read_text()
         for output in re.findall(r'<div class="cell_output docutils container">(.*?)</div>\s*</div>', html, flags=re.S):
             assert "|---|" not in output, f"{f}: a cell printed a markdown table that was not rendered"
+
+
+def test_student_edition_renders_the_executed_book_without_solutions(built_book, tmp_path):
+    """`make student`: the notebooks this build executed, minus the `solution` cells, rendered with
+    execution off (one Sphinx pass, no second execution). No solution line reaches any output file, and
+    each chapter's Colab button opens its committed notebook under student/."""
+    import time
+    from html import unescape
+
+    from postlib.exercises.editions import read_page, solution_lines, student_book_source
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo = cfg["repository"]["url"].replace("https://github.com/", "")
+    source = student_book_source(ROOT, ROOT / "_build" / "jupyter_execute", tmp_path / "student")
+    start = time.perf_counter()
+    jb = Path(sys.executable).parent / "jupyter-book"
+    proc = subprocess.run([str(jb), "build", str(source), "--all", "--warningiserror", "--keep-going"], cwd=source,
+                          capture_output=True, text=True, timeout=900)
+    seconds = time.perf_counter() - start
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    html = source / "_build" / "html"
+    def text(p: Path) -> str:            # highlighted code is split into <span>s: compare the text
+        raw = p.read_text(errors="ignore")
+        return unescape(re.sub(r"<[^>]+>", "", raw)) if p.suffix == ".html" else raw
+
+    outputs = "\n".join(text(p) for p in html.rglob("*")
+                        if p.is_file() and p.suffix in (".html", ".js", ".ipynb", ".md", ".txt", ".json"))
+    for f in toc_files():
+        if f.startswith("instructor/"):
+            assert not (html / f"{f}.html").exists(), f"{f} is an instructor page"
+            continue
+        leaked = [line for line in solution_lines(read_page(ROOT / f"{f}.md")) if line in outputs]
+        assert not leaked, f"{f}: solution text in the student edition: {leaked[:3]}"
+        if f.startswith("chapters/0"):
+            page = (html / f"{f}.html").read_text()
+            assert f"colab.research.google.com/github/{repo}/blob/main/student/{f}.ipynb" in page, f
+            assert (ROOT / "student" / f"{f}.ipynb").exists()
+    print(f"student edition: {seconds:.0f} s")
+
+
+def test_instructor_guide_shows_the_measured_time_of_every_chapter(built_book):
+    from html import unescape
+    text = unescape(re.sub(r"<[^>]+>", " ", (built_book / "instructor" / "guide.html").read_text()))
+    for f in toc_files():
+        if f.startswith("chapters/0"):
+            title = re.search(r"^# (.+)$", (ROOT / f"{f}.md").read_text(), re.M).group(1).strip()
+            assert re.search(re.escape(title) + r"\s+\d+\.\d\s+✅ within budget", text), f"{f}: no measured time"
+    assert (built_book / "coursework" / "execution_times.json").exists()
+    assert "Week 6" in text

@@ -95,3 +95,131 @@ def test_step_rejects_wrong_token_shape():
     state = mixer.init_state(2)
     with pytest.raises(ValueError, match=r"x_t must have .*\(batch, d_model"):
         mixer.step(torch.randn(2, 3, D_MODEL, dtype=torch.float64), state)
+
+
+# --------------------------------------------------------------------------- memory estimates
+ESTIMATE_BATCH = 2
+ESTIMATE_LENGTHS = (1, 33, 128)   # a constant-dominated, a middle and a length-dominated size
+MAX_OVERESTIMATE = 8              # an estimate must stay useful, not only safe
+
+
+@pytest.mark.parametrize("mode", ["forward", "forward_backward"])
+@pytest.mark.parametrize("name", list_mixers())
+def test_memory_estimate_bounds_the_measured_peak(name, mode):
+    """Every registered mixer states an upper bound on its peak (the budget checks rely on it), and not a wild one."""
+    from postlib.bench import estimate_bytes, peak_memory
+    from postlib.bench.measure import mixer_thunk
+
+    torch.manual_seed(0)
+    mixer = build_mixer(name, D_MODEL)
+    for length in ESTIMATE_LENGTHS:
+        thunk = mixer_thunk(mixer, torch.randn(ESTIMATE_BATCH, length, D_MODEL), mode)
+        thunk()                               # lazy one-time allocations are not the call's own
+        mixer.zero_grad(set_to_none=True)     # so the measured call allocates its gradients, as a first call does
+        peak = peak_memory(thunk)
+        estimate = estimate_bytes(mixer, ESTIMATE_BATCH, length, torch.float32, mode)
+        assert estimate is not None, f"{name} must implement memory_estimate (see postlib.registry)"
+        assert estimate >= peak, f"{name} {mode} L={length}: estimate {estimate} B < measured peak {peak} B"
+        assert estimate <= MAX_OVERESTIMATE * peak, (f"{name} {mode} L={length}: estimate {estimate} B is more "
+                                                     f"than {MAX_OVERESTIMATE}x the measured peak {peak} B")
+
+
+def test_memory_estimate_default_is_unknown():
+    class Plain(postlib.Mixer):
+        def _forward(self, x):
+            return x
+
+    assert Plain(4).memory_estimate(1, 8, torch.float32) is None
+    with pytest.raises(ValueError, match="mode must be one of"):
+        _small("softmax").memory_estimate(1, 8, torch.float32, mode="backward")
+
+
+# --------------------------------------------------------------------------- the input policy (CONTRACTS §2)
+@pytest.mark.parametrize("name", list_mixers())
+def test_empty_batch_gives_empty_output(name):
+    mixer = _small(name)
+    x = torch.randn(0, 5, D_MODEL, dtype=torch.float64)
+    y = mixer(x)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    if mixer.causal:
+        y_t, state = mixer.step(x[:, 0], mixer.init_state(0, dtype=torch.float64))
+        assert y_t.shape == (0, D_MODEL)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("name", list_mixers())
+def test_non_finite_input_is_refused_unless_allowed(name, bad):
+    mixer = _small(name)
+    x = torch.randn(1, 9, D_MODEL, dtype=torch.float64)
+    x[0, 6, 3] = bad
+    with pytest.raises(ValueError, match=r"x must be finite, but x\[0, 6, 3\] = .*postlib.allow_nonfinite"):
+        mixer(x)
+    if mixer.causal:
+        state = mixer.init_state(1, dtype=torch.float64)
+        with pytest.raises(ValueError, match=r"x_t must be finite"):
+            mixer.step(x[:, 6], state)
+    with postlib.allow_nonfinite():         # the opt-out: the arithmetic runs, whatever it gives
+        assert mixer(x).shape == x.shape
+    with pytest.raises(ValueError):         # and only inside the block
+        mixer(x)
+
+
+@pytest.mark.parametrize("name", list_mixers())
+def test_input_dtype_or_device_unlike_the_parameters_names_both(name):
+    mixer = _small(name)                    # float64 parameters
+    with pytest.raises(TypeError, match=r"x has dtype torch.float32 but \w+'s parameters have dtype torch.float64"):
+        mixer(torch.randn(1, 4, D_MODEL))
+    with pytest.raises(TypeError, match=r"x is on meta but \w+'s parameters are on cpu"):
+        mixer(torch.empty(1, 4, D_MODEL, dtype=torch.float64, device="meta"))
+    if mixer.causal:
+        with pytest.raises(TypeError, match=r"x_t has dtype torch.float32"):
+            mixer.step(torch.randn(1, D_MODEL), mixer.init_state(1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", list_mixers())
+def test_half_precision_layers_run(name, dtype):
+    """fp16/bf16 layers work end to end (S4/S4D/DSS compute their complex kernel in fp32 and cast)."""
+    torch.manual_seed(0)
+    mixer = build_mixer(name, D_MODEL).eval().to(dtype)
+    x = torch.randn(2, 7, D_MODEL).to(dtype)
+    with torch.no_grad():
+        y = mixer(x)
+        assert y.dtype == dtype and torch.isfinite(y).all()
+        if mixer.causal:
+            ref = build_mixer(name, D_MODEL).eval()
+            ref.load_state_dict(mixer.float().state_dict())
+            mixer.to(dtype)
+            torch.testing.assert_close(run_steps(mixer, x).float(), ref(x.float()), rtol=0.1, atol=0.1)
+
+
+@pytest.mark.parametrize("name", list_mixers(causal=True))
+def test_step_with_a_batch_unlike_the_state_is_refused(name):
+    mixer = _small(name)
+    state = mixer.init_state(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"x_t has batch 3 but the state was made for batch 2 \(init_state\(2\)\)"):
+        mixer.step(torch.randn(3, D_MODEL, dtype=torch.float64), state)
+
+
+def test_register_mixer_validates_the_family():
+    with pytest.raises(ValueError, match=r"family must be one of \['attention', 'ssm'"):
+        postlib.register_mixer("x-test", family="attn", causal=True, summary="a typo in the family")
+    with pytest.raises(TypeError, match="causal must be True or False"):
+        postlib.register_mixer("x-test", family="ssm", causal=1, summary="causal given as an int")
+    assert "x-test" not in list_mixers()
+
+
+def test_docs_name_exactly_the_family_folders_that_exist():
+    """README and CONTRIBUTING name only folders that exist, and every family folder that does."""
+    import re
+    from pathlib import Path
+
+    from postlib.registry import FAMILIES
+
+    package = Path(postlib.__file__).parent
+    existing = {f for f in FAMILIES if (package / f / "__init__.py").exists()}
+    for doc in ("README.md", "CONTRIBUTING.md"):
+        text = (package.parent / doc).read_text(encoding="utf-8")
+        assert {f for f in FAMILIES if re.search(rf"\b{f}/", text)} == existing, doc
+        for folder in re.findall(r"postlib/([a-z_]+)/", text):
+            assert (package / folder).is_dir(), f"{doc} names postlib/{folder}/, which does not exist"

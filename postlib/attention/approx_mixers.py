@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from .._checks import check_choice, check_positive_int
-from ..registry import register_mixer
-from .linear import CAUSAL_BACKENDS, FEATURE_MAPS, apply_feature_map, linear_attention_features, recurrent_step
+from ..registry import itemsizes, register_mixer
+from .linear import (CAUSAL_BACKENDS, FEATURE_MAPS, apply_feature_map, check_eps, linear_attention_features,
+                     recurrent_step)
 from .linformer import linformer_attention
 from .lola import init_cache, lola_attention, lola_step
 from .mixers import MultiHeadMixer
@@ -21,11 +22,32 @@ from .performer import KERNELS, gaussian_projection, performer_features
 from .reformer import lsh_attention
 
 
-def _working_set(module, batch: int, length: int, dtype, per_head_per_token: int) -> int:
-    """Bytes for ``postlib.bench``'s memory budget: the block's activations (16 of (B, L, d_model))
-    plus what the attention form holds per head and token. An upper bound, not a measurement."""
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    return itemsize * batch * length * (16 * module.d_model + module.n_heads * per_head_per_token)
+def _linear_attention_bytes(batch: int, heads: int, length: int, feature_dim: int, head_dim: int, dtype,
+                            backend: str, on_cuda: bool, chunk_size: int = 64) -> tuple[int, int]:
+    """(forward, forward + backward) bytes of causal ``linear_attention_features`` beyond its inputs.
+
+    chunked (and Triton, whose backward runs the chunked form under autograd): a few masked
+    (chunk × chunk) blocks and states at a time, forward; every chunk's block, backward.
+    torch (prefix sums): one (feature_dim × head_dim) state per token. recurrent: that state per
+    token too, but only backward (autograd keeps each step's state).
+    """
+    s = itemsizes(dtype)[0]
+    bh = batch * heads
+    state = bh * feature_dim * (head_dim + 1) * s
+    outputs = 3 * bh * length * head_dim * s                   # per-chunk outputs, their concatenation, the division
+    if backend == "auto":
+        backend = "triton" if on_cuda else "chunked"
+    if backend in ("chunked", "triton"):
+        c = min(chunk_size, length)
+        chunks = -(-length // c)
+        forward = 4 * bh * c * c * s + 4 * state + outputs
+        backward = 3 * bh * length * c * s + 4 * chunks * state + 3 * outputs
+    elif backend == "torch":
+        prefix = bh * length * feature_dim * (head_dim + 1) * s
+        forward, backward = 2 * prefix + outputs, 5 * prefix + 3 * outputs
+    else:                                                      # recurrent
+        forward, backward = 4 * state + outputs, 3 * length * state + 3 * outputs
+    return forward, backward
 
 
 class _RecurrentStateMixin:
@@ -55,7 +77,7 @@ class LinearAttentionMixer(_RecurrentStateMixin, MultiHeadMixer):
         super().__init__(d_model, n_heads)
         self.feature_map = check_choice(feature_map, "feature_map", FEATURE_MAPS)
         self.backend = check_choice(backend, "backend", CAUSAL_BACKENDS)
-        self.eps = eps
+        self.eps = check_eps(eps, feature_map)
         self.feature_dim = self.head_dim
 
     def features(self, q, k):
@@ -65,9 +87,14 @@ class LinearAttentionMixer(_RecurrentStateMixin, MultiHeadMixer):
         pq, pk = self.features(q, k)
         return linear_attention_features(pq, pk, v, causal=True, backend=self.backend, eps=self.eps)
 
-    def memory_estimate(self, batch, length, dtype):
-        # Worst backend (prefix sums) holds a (feature_dim × head_dim) state per token; never L × L.
-        return _working_set(self, batch, length, dtype, self.feature_dim * (self.head_dim + 1))
+    def memory_estimate(self, batch, length, dtype, mode="forward"):
+        """Linear in length: the projections, φ(q) and φ(k), and the backend's blocks or states (never L × L)."""
+        s = itemsizes(dtype)[0]
+        proj_f, proj_fb = self._projection_bytes(batch, length, dtype)
+        feats = batch * self.n_heads * length * self.feature_dim * s
+        core_f, core_fb = _linear_attention_bytes(batch, self.n_heads, length, self.feature_dim, self.head_dim, dtype,
+                                                  self.backend, self.qkv.weight.is_cuda)
+        return self._estimate(mode, dtype, proj_f + 3 * feats + core_f, proj_fb + 6 * feats + core_fb)
 
 
 @register_mixer("performer", family="attention", causal=True,
@@ -81,11 +108,12 @@ class PerformerMixer(_RecurrentStateMixin, MultiHeadMixer):
     def __init__(self, d_model: int, n_heads: int = 4, num_features: int | None = None, kernel: str = "positive",
                  orthogonal: bool = True, seed: int = 0, eps: float = 1e-6):
         super().__init__(d_model, n_heads)
-        # Default m = d·ln d features: the paper's Θ(d log d) rule, at least 16.
-        m = num_features or max(16, round(self.head_dim * math.log(max(self.head_dim, 2))))
-        self.num_features = check_positive_int(m, "num_features")
+        # None: m = d·ln d features, the paper's Θ(d log d) rule, at least 16. An explicit value must be >= 1.
+        if num_features is None:
+            num_features = max(16, round(self.head_dim * math.log(max(self.head_dim, 2))))
+        self.num_features = m = check_positive_int(num_features, "num_features")
         self.kernel = check_choice(kernel, "kernel", KERNELS)
-        self.orthogonal, self.eps = bool(orthogonal), eps
+        self.orthogonal, self.eps = bool(orthogonal), check_eps(eps)
         self.feature_dim = m if kernel == "positive" else 2 * m
         self.register_buffer("projection", gaussian_projection(m, self.head_dim, self.orthogonal, seed,
                                                                dtype=torch.float32))
@@ -102,9 +130,17 @@ class PerformerMixer(_RecurrentStateMixin, MultiHeadMixer):
         pq, pk = self.features(q, k)
         return linear_attention_features(pq, pk, v, causal=True, eps=self.eps if self.kernel == "positive" else 0.0)
 
-    def memory_estimate(self, batch, length, dtype):
-        # Random features (m per token) plus the prefix-sum state (m × head_dim per token, worst case).
-        return _working_set(self, batch, length, dtype, self.num_features * (self.head_dim + 2))
+    def memory_estimate(self, batch, length, dtype, mode="forward"):
+        """Linear in length: m random features per token for q and for k (logits, shifted, exponentiated,
+        scaled: several copies alive at once), then chunked linear attention on them."""
+        s = itemsizes(dtype)[0]
+        proj_f, proj_fb = self._projection_bytes(batch, length, dtype)
+        bhl = batch * self.n_heads * length
+        feats_f = (6 * self.feature_dim + 4 * self.head_dim) * bhl * s
+        feats_fb = (10 * self.feature_dim + 6 * self.head_dim) * bhl * s
+        core_f, core_fb = _linear_attention_bytes(batch, self.n_heads, length, self.feature_dim, self.head_dim, dtype,
+                                                  "auto", self.qkv.weight.is_cuda)
+        return self._estimate(mode, dtype, proj_f + feats_f + core_f, proj_fb + feats_fb + core_fb)
 
 
 @register_mixer("linformer", family="attention", causal=False,
@@ -130,8 +166,16 @@ class LinformerMixer(MultiHeadMixer):
                              f"shape (rank, max_length); build the mixer with a larger max_length")
         return linformer_attention(q, k, v, self.E[:, :L], self.F[:, :L])
 
-    def memory_estimate(self, batch, length, dtype):
-        return _working_set(self, batch, length, dtype, 3 * self.rank)   # (L × k) scores, no L × L
+    def memory_estimate(self, batch, length, dtype, mode="forward"):
+        """(length × rank) scores per head instead of (length × length): the softmax's input and output
+        (plus an fp32 copy for half precision); backward, their gradients too."""
+        s, w = itemsizes(dtype)
+        copy = s if s < w else 0
+        proj_f, proj_fb = self._projection_bytes(batch, length, dtype)
+        scores = batch * self.n_heads * length * self.rank
+        projected = 4 * batch * self.n_heads * self.rank * self.head_dim * w
+        return self._estimate(mode, dtype, proj_f + scores * (2 * w + copy) + projected,
+                              proj_fb + scores * (4 * w + 2 * copy) + 3 * projected)
 
 
 @register_mixer("reformer", family="attention", causal=False,
@@ -166,9 +210,20 @@ class ReformerMixer(MultiHeadMixer):
         out = lsh_attention(qk, v, self.n_buckets, self.n_hashes, self.chunk_size, causal=self.causal_mask, seed=seed)
         return self.merge_heads(out)
 
-    def memory_estimate(self, batch, length, dtype):
-        # Each hash round scores every query against its chunk and the one before it.
-        return _working_set(self, batch, length, dtype, self.n_hashes * (2 * self.chunk_size + 4 * self.head_dim))
+    def memory_estimate(self, batch, length, dtype, mode="forward"):
+        """Each of the n_hashes rounds sorts the (padded) sequence and scores every query against its chunk
+        and the one before: (2·chunk) scores per query and round, never length × length. Plus the sorted,
+        gathered and look-one-back copies of q and v, and the int64 sort keys and permutations."""
+        s, w = itemsizes(dtype)
+        proj_f, proj_fb = self._projection_bytes(batch, length, dtype)
+        padded = -(-length // self.chunk_size) * self.chunk_size
+        slots = batch * self.n_heads * self.n_hashes * padded               # one per (round, position)
+        scores = slots * 2 * self.chunk_size
+        vectors = slots * self.head_dim * s
+        hashing = batch * self.n_heads * self.n_hashes * length * (3 * self.n_buckets // 2 * s + 8)
+        index = 10 * slots * 8
+        return self._estimate(mode, dtype, proj_f + scores * (4 * w + 2) + 8 * vectors + index + hashing,
+                              proj_fb + scores * (8 * w + 3) + 16 * vectors + index + hashing)
 
 
 @register_mixer("lola", family="attention", causal=True,
@@ -183,13 +238,20 @@ class LolaMixer(MultiHeadMixer):
         super().__init__(d_model, n_heads)
         self.window = check_positive_int(window, "window")
         self.sparse = check_positive_int(sparse, "sparse", minimum=0)
-        self.eps = eps
+        self.eps = check_eps(eps)
 
     def attend(self, q, k, v):
         return lola_attention(q, k, v, self.window, self.sparse, self.eps)
 
-    def memory_estimate(self, batch, length, dtype):
-        return _working_set(self, batch, length, dtype, (self.window + self.sparse + self.head_dim) * self.head_dim)
+    def memory_estimate(self, batch, length, dtype, mode="forward"):
+        """A loop over tokens with a cache of window + sparse slots and a (head_dim × head_dim) state: the
+        forward holds one step's temporaries; the backward keeps every step's cache copies and state."""
+        s = itemsizes(dtype)[0]
+        proj_f, proj_fb = self._projection_bytes(batch, length, dtype)
+        bh, slots, d = batch * self.n_heads, self.window + self.sparse + 1, self.head_dim
+        step = bh * (4 * slots * d + 2 * d * d + 16 * slots + 8 * d) * s
+        outputs = 2 * bh * length * d * s
+        return self._estimate(mode, dtype, proj_f + 3 * step + outputs, proj_fb + (length + 2) * step + outputs)
 
     def init_state(self, batch_size, device=None, dtype=None):
         return init_cache(batch_size, self.n_heads, self.window + self.sparse, self.head_dim,

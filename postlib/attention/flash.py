@@ -12,9 +12,18 @@ output ``acc``. When a new tile brings scores ``s`` with max ``m_new``::
 and at the end ``O = acc / l``. This *online-softmax merge* is derived with
 sympy in chapter 1 (``postlib.attention.derive``) and tested there.
 
-``flash_attention(..., backend="torch")`` is that loop in PyTorch;
-``backend="triton"`` is the fused kernel in ``postlib.kernels.flash_fwd``.
-Both equal ``softmax_attention`` (``tests/attention/test_flash.py``).
+The forms, side by side:
+
+* ``flash_attention_torch`` — that loop in PyTorch (the twin of the kernel);
+* ``flash_attention_backward_torch`` — the tiled backward (Dao 2023, Alg. 2) that
+  recomputes the probabilities from the saved log-sum-exp, and
+  ``FlashAttentionFunction``, the autograd Function that pairs a forward with it;
+* ``postlib.kernels.flash_fwd.flash_attention_triton`` — the fused Triton forward,
+  which uses this module's backward;
+* ``flash_attention`` — the dispatcher (``backend="torch" | "triton" | "auto"``).
+
+All equal ``softmax_attention``, values and gradients (``tests/attention/test_flash.py``,
+``tests/kernels/test_flash_triton.py``).
 """
 from __future__ import annotations
 
@@ -22,7 +31,7 @@ import math
 
 import torch
 
-from .._checks import check_choice, check_positive_int, check_qkv
+from .._checks import CAUSAL_NONFINITE, check_choice, check_finite, check_number, check_positive_int, check_qkv
 
 
 def online_softmax_update(m, l, acc, scores, v_tile):
@@ -46,7 +55,11 @@ def flash_attention_torch(q, k, v, causal=False, block_size=64, scale=None, retu
 
     Computes in float32 (or float64 for float64 inputs) and returns q's dtype.
     With ``return_stats=True`` also returns the per-row log-sum-exp (the
-    statistic a backward pass needs).
+    statistic a backward pass needs). Inputs are validated by ``flash_attention``.
+
+    This loop is the twin of the fused Triton kernel
+    ``postlib.kernels.flash_fwd.flash_attention_triton``; both equal
+    ``softmax_attention`` (tests/attention/test_flash.py, tests/kernels/test_flash_triton.py).
     """
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     work = torch.float64 if q.dtype == torch.float64 else torch.float32
@@ -73,6 +86,68 @@ def flash_attention_torch(q, k, v, causal=False, block_size=64, scale=None, retu
     return out
 
 
+def flash_attention_backward_torch(q, k, v, out, lse, grad_out, causal: bool, scale: float, block_size: int = 64):
+    """Gradients of attention from the saved (out, lse), one key tile at a time (Dao 2023, Alg. 2).
+
+    With P = exp(S − lse) recomputed per tile instead of stored, and
+    Δ_i = Σ_d dO_id · O_id (= Σ_j P_ij dP_ij)::
+
+        dV_tile = Pᵀ dO,   dP = dO V_tileᵀ,   dS = P ∘ (dP − Δ),
+        dQ += dS K_tile · scale,   dK_tile = dSᵀ Q · scale
+
+    Memory O(L_q · block_size), never O(L_q · L_k). Computed in fp32 (fp64 for
+    fp64 inputs). Tested against autograd through ``softmax_attention``
+    (``tests/attention/test_flash.py``, including ``gradcheck`` of
+    ``FlashAttentionFunction`` in fp64; ``tests/kernels/test_flash_triton.py``
+    through the Triton forward).
+    """
+    work = torch.float64 if q.dtype == torch.float64 else torch.float32
+    qw, dO = q.to(work), grad_out.to(work)
+    Lq, Lk = q.shape[2], k.shape[2]
+    delta = (dO * out.to(work)).sum(-1, keepdim=True)
+    lse = lse.to(work)[..., None]
+    dq = torch.zeros_like(qw)
+    dk = torch.empty(k.shape, dtype=work, device=k.device)
+    dv = torch.empty(v.shape, dtype=work, device=v.device)
+    rows = torch.arange(Lq, device=q.device)[:, None] + (Lk - Lq)
+    for start in range(0, Lk, block_size):
+        end = min(start + block_size, Lk)
+        kt, vt = k[:, :, start:end].to(work), v[:, :, start:end].to(work)
+        # (Queries are aligned to the end of the keys, so the last query sees every
+        # tile: no tile can be skipped for the whole block of queries here.)
+        p = torch.exp(qw @ kt.transpose(-1, -2) * scale - lse)
+        if causal:
+            p = p.masked_fill(torch.arange(start, end, device=q.device)[None, :] > rows, 0.0)
+        dv[:, :, start:end] = p.transpose(-1, -2) @ dO
+        ds = p * (dO @ vt.transpose(-1, -2) - delta)
+        dq += ds @ kt * scale
+        dk[:, :, start:end] = ds.transpose(-1, -2) @ qw * scale
+    return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
+
+
+class FlashAttentionFunction(torch.autograd.Function):
+    """Autograd for the fused forward: saves only (q, k, v, out, lse), recomputes P in the backward.
+
+    ``forward_fn(q, k, v) -> (out, lse)`` is the Triton launch in normal use; the
+    tests pass ``flash_attention_torch`` instead so that ``gradcheck`` can run in fp64.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, causal, scale, block_size, forward_fn):
+        out, lse = forward_fn(q, k, v)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.causal, ctx.scale, ctx.block_size = causal, scale, block_size
+        ctx.mark_non_differentiable(lse)
+        return out, lse
+
+    @staticmethod
+    def backward(ctx, grad_out, _grad_lse):
+        q, k, v, out, lse = ctx.saved_tensors
+        dq, dk, dv = flash_attention_backward_torch(q, k, v, out, lse, grad_out, ctx.causal, ctx.scale,
+                                                    ctx.block_size)
+        return dq, dk, dv, None, None, None, None
+
+
 def flash_attention(q, k, v, causal: bool = False, block_size: int = 64, backend: str = "auto",
                     scale: float | None = None) -> torch.Tensor:
     """Tiled attention equal to ``softmax_attention(q, k, v, causal)``.
@@ -83,10 +158,14 @@ def flash_attention(q, k, v, causal: bool = False, block_size: int = 64, backend
         block_size: key/value tile length (any length works, not only multiples).
         backend: ``"torch"`` (reference tiling), ``"triton"`` (fused kernel; on CPU
             it needs ``TRITON_INTERPRET=1``), or ``"auto"`` (Triton on CUDA, else torch).
+        scale: a finite number; defaults to 1/√head_dim.
+    Causal attention refuses non-finite q, k, v (0·NaN would reach earlier rows).
     """
     check_qkv(q, k, v)
     check_positive_int(block_size, "block_size")
     check_choice(backend, "backend", ("auto", "torch", "triton"))
+    if scale is not None:
+        scale = check_number(scale, "scale")
     if causal and k.shape[2] < q.shape[2]:
         raise ValueError(f"causal attention needs L_k >= L_q, got q {tuple(q.shape)}, k {tuple(k.shape)}")
     if backend == "auto":
@@ -97,4 +176,7 @@ def flash_attention(q, k, v, causal: bool = False, block_size: int = 64, backend
     if backend == "triton":
         from ..kernels.flash_fwd import flash_attention_triton
         return flash_attention_triton(q, k, v, causal=causal, block_size=block_size, scale=scale)
+    if causal:  # (the Triton kernel checks for itself)
+        for t, name in ((q, "q"), (k, "k"), (v, "v")):
+            check_finite(t, name, CAUSAL_NONFINITE)
     return flash_attention_torch(q, k, v, causal=causal, block_size=block_size, scale=scale)

@@ -26,7 +26,12 @@ over Eq. 2) — proved in ``tests/attention/test_linear.py``:
 * causal ``"triton"``: the chunked form as a Triton kernel
   (``postlib.kernels.linear_attention``).
 
-``eps`` is added to every denominator in every form so the forms agree exactly.
+``eps`` (a finite number >= 0) is added to every denominator in every form so the
+forms agree exactly. ``feature_map="relu"`` needs ``eps > 0``: relu zeroes a whole
+row φ(q_i) whenever every entry of q_i is <= 0, and 0/0 would be NaN.
+
+The causal forms refuse non-finite input: the chunked and Triton forms multiply a
+masked (C × C) block by V, and 0·NaN = NaN would reach earlier outputs.
 """
 from __future__ import annotations
 
@@ -35,7 +40,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_choice, check_positive_int, check_qkv, check_tensor
+from .._checks import (CAUSAL_NONFINITE, check_choice, check_finite, check_number, check_positive_int, check_qkv,
+                       check_tensor)
 
 FEATURE_MAPS = ("elu+1", "relu", "identity")
 CAUSAL_BACKENDS = ("auto", "torch", "chunked", "recurrent", "triton")
@@ -72,9 +78,19 @@ def linear_attention_weights(q, k, causal: bool = False, feature_map_kind="elu+1
     return sim / (sim.sum(-1, keepdim=True) + eps)
 
 
+def check_eps(eps, feature_map="elu+1") -> float:
+    """``eps`` must be finite and >= 0, and > 0 with relu features (a zero row of φ(q) gives 0/0)."""
+    eps = check_number(eps, "eps", nonnegative=True)
+    if eps == 0 and isinstance(feature_map, str) and feature_map == "relu":
+        raise ValueError("eps must be > 0 with feature_map='relu': relu zeroes the whole feature row of any query "
+                         "whose entries are all <= 0, and its denominator φ(q)ᵀΣφ(k) is then 0 (0/0 = NaN)")
+    return eps
+
+
 def linear_attention_reference(q, k, v, causal: bool = False, feature_map="elu+1", eps: float = EPS) -> torch.Tensor:
     """The loop over the paper's Eq. 2, one query at a time: the definition every fast form must equal."""
     check_qkv(q, k, v)
+    eps = check_eps(eps, feature_map)
     pq, pk = apply_feature_map(q, feature_map), apply_feature_map(k, feature_map)
     L_q, L_k = q.shape[2], k.shape[2]
     out = torch.empty(*q.shape[:3], v.shape[-1], dtype=v.dtype, device=v.device)
@@ -106,6 +122,8 @@ def causal_prefix_sum(pq, pk, v, eps: float = EPS):
 def causal_chunked(pq, pk, v, eps: float = EPS, chunk_size: int = 64, state=None):
     """Chunked causal form: inside a chunk, the masked (C × C) similarity matrix; across chunks,
     the state (S, z) carried from all earlier chunks. Cost O(L·C·D + L·D_φ·D_v), memory O(C² + D_φ·D_v).
+    The Triton kernel ``postlib.kernels.linear_attention.triton_causal_linear_attention`` is this
+    form fused (tests/kernels/test_linear_attention_triton.py).
 
     Returns the output and the final state ``(S, z)`` (the RNN state after the last token).
     """
@@ -161,10 +179,13 @@ def linear_attention_features(pq, pk, v, causal: bool = False, backend: str = "a
     """Linear attention on *already mapped* features φ(Q), φ(K) (used by Performer too)."""
     check_qkv(pq, pk, v, "(batch, heads, length, feature_dim)")
     check_choice(backend, "backend", CAUSAL_BACKENDS)
+    eps = check_number(eps, "eps", nonnegative=True)
     if not causal:
         return _noncausal(pq, pk, v, eps)
     if pq.shape[2] != pk.shape[2]:
         raise ValueError(f"causal linear attention needs q and k of the same length, got {pq.shape[2]} and {pk.shape[2]}")
+    for t, name in ((pq, "pq"), (pk, "pk"), (v, "v")):
+        check_finite(t, name, CAUSAL_NONFINITE)
     if backend == "auto":
         backend = "triton" if pq.is_cuda else "chunked"
     if backend == "torch":
@@ -187,11 +208,14 @@ def linear_attention(q, k, v, causal: bool = False, feature_map="elu+1", backend
         feature_map: ``"elu+1"`` (paper), ``"relu"``, ``"identity"`` or a callable.
         backend (causal only): ``"torch"`` (prefix sums), ``"chunked"``, ``"recurrent"``,
             ``"triton"``, or ``"auto"`` (Triton on CUDA tensors, chunked otherwise).
+        eps: added to every denominator; finite, >= 0, and > 0 with ``"relu"``.
     Equals ``linear_attention_reference`` (tests/attention/test_linear.py).
+    Causal input must be finite (see the module docstring).
     """
     check_qkv(q, k, v)
     if not (callable(feature_map) or feature_map in FEATURE_MAPS):
         raise ValueError(f"feature_map must be one of {list(FEATURE_MAPS)} or a callable, got {feature_map!r}")
+    eps = check_eps(eps, feature_map)
     pq, pk = apply_feature_map(q, feature_map), apply_feature_map(k, feature_map)
     return linear_attention_features(pq, pk, v, causal, backend, eps, chunk_size)
 

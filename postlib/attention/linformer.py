@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from .._checks import check_positive_int, check_qkv, check_tensor
+from .._checks import check_number, check_positive_int, check_qkv, check_tensor
 from .softmax import softmax_attention
 
 
@@ -55,7 +55,7 @@ def linformer_attention(q, k, v, E, F, scale: float | None = None) -> torch.Tens
     _check_projection(F, "F", v.shape[2])
     if E.shape[0] != F.shape[0]:
         raise ValueError(f"E and F must have the same rank k, got E {tuple(E.shape)} and F {tuple(F.shape)}")
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else check_number(scale, "scale")
     k_proj = torch.einsum("kl,bhld->bhkd", E.to(k.dtype), k)
     v_proj = torch.einsum("kl,bhld->bhkd", F.to(v.dtype), v)
     scores = torch.einsum("bhid,bhkd->bhik", q, k_proj) * scale

@@ -22,7 +22,8 @@ This is our simplified reading (φ = elu+1 rather than LoLA's learned feature
 map; scores clamped at ``SCORE_CLAMP`` so the un-stabilised exponential cannot
 overflow in fp32). The recurrence *is* the definition: ``lola_attention`` runs
 it over the sequence. With M ≥ L nothing is evicted and it equals softmax
-attention exactly (tests/attention/test_lola.py).
+attention exactly (tests/attention/test_lola.py). Being a loop over tokens, it
+stays causal even under non-finite input (tests/test_input_hygiene.py).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import math
 
 import torch
 
-from .._checks import check_positive_int, check_qkv
+from .._checks import check_number, check_positive_int, check_qkv
 from .linear import EPS, apply_feature_map
 
 SCORE_CLAMP = 30.0
@@ -93,6 +94,7 @@ def lola_attention(q, k, v, window: int = 4, sparse: int = 4, eps: float = EPS) 
     check_qkv(q, k, v)
     check_positive_int(window, "window")
     check_positive_int(sparse, "sparse", minimum=0)
+    eps = check_number(eps, "eps", nonnegative=True)
     if v.shape[-1] != q.shape[-1] or k.shape[2] != q.shape[2]:
         raise ValueError(f"lola_attention needs q, k, v of one shape (batch, heads, length, head_dim), "
                          f"got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from .._checks import check_choice, check_positive_int
-from ..registry import Mixer, register_mixer
+from ..registry import Mixer, itemsizes, register_mixer
 from .softmax import softmax_attention
 
 
@@ -41,6 +41,14 @@ class MultiHeadMixer(Mixer):
     def attend(self, q, k, v):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _projection_bytes(self, batch: int, length: int, dtype) -> tuple[int, int]:
+        """(forward, forward + backward) bytes of the shared plumbing, for ``memory_estimate``: the fused
+        QKV output, head split/merge copies, the output projection, the input check (a byte per element)
+        and, backward, their gradients. Counted in units of one (batch, length, d_model) activation."""
+        n = batch * length * self.d_model
+        s = itemsizes(dtype)[0]
+        return 10 * n * s + n, 24 * n * s + n
+
 
 @register_mixer("softmax", family="attention", causal=True,
                 summary="Multi-head softmax attention (the Transformer baseline); step() uses a KV cache.")
@@ -64,6 +72,28 @@ class SoftmaxAttentionMixer(MultiHeadMixer):
             from .flash import flash_attention
             return flash_attention(q, k, v, causal=True)
         return softmax_attention(q, k, v, causal=True)
+
+    def memory_estimate(self, batch, length, dtype, mode="forward"):
+        """The (length × length) score matrices per head dominate: the reference form holds two at its
+        peak (scores and probabilities; a half-precision input adds the fp32 copy the softmax runs on),
+        the backward three (probabilities, their gradient, the scores' gradient), plus the causal mask
+        and its negation (a byte per entry). ``flash`` holds one (length × tile) tile at a time, but on
+        CPU autograd keeps every tile for the backward, as many entries as the reference."""
+        s, w = itemsizes(dtype)
+        proj_f, proj_fb = self._projection_bytes(batch, length, dtype)
+        copy = s if s < w else 0
+        scores = batch * self.n_heads * length * length
+        masks = 2 * length * length
+        quadratic_fb = scores * (3 * w + 2 * copy) + masks
+        if self.backend == "reference":
+            forward, backward = scores * (2 * w + copy) + masks, quadratic_fb
+        else:
+            n = batch * length * self.d_model
+            tiles = 4 * batch * self.n_heads * length * min(64, length) * w + 4 * n * w
+            # On CUDA the kernel's backward is tiled too; on CPU autograd saves every tile.
+            backward = tiles + 4 * n * w if self.qkv.weight.is_cuda else quadratic_fb + tiles
+            forward = tiles
+        return self._estimate(mode, dtype, proj_f + forward, proj_fb + backward)
 
     def init_state(self, batch_size, device=None, dtype=None):
         """Empty KV cache: keys and values of shape (batch, heads, 0, head_dim)."""

@@ -118,7 +118,8 @@ def lsh_attention(qk, v, n_buckets: int, n_hashes: int = 1, chunk_size: int = 32
     sv = v_p.gather(2, idx.expand(-1, -1, -1, v.shape[-1]))
     n_chunks = order.shape[-1] // chunk_size
     bq = sq.reshape(B, H, n_chunks, chunk_size, D)
-    bv = sv.reshape(B, H, n_chunks, chunk_size, -1)
+    Dv = v.shape[-1]
+    bv = sv.reshape(B, H, n_chunks, chunk_size, Dv)             # explicit sizes: an empty batch has no -1 to infer
     bt = pos.reshape(B, H, n_chunks, chunk_size)
 
     def look_one_back(x):                                            # this chunk + the previous one (wrapping)
@@ -137,9 +138,9 @@ def lsh_attention(qk, v, n_buckets: int, n_hashes: int = 1, chunk_size: int = 32
     bo = torch.einsum("bhcij,bhcjd->bhcid", torch.exp(dots - lse), bv)
     # Unsort back to (round, position) and combine the rounds by their normalisers.
     undo = order.argsort(dim=-1)
-    so = bo.reshape(B, H, -1, bo.shape[-1]).gather(2, undo[..., None].expand(-1, -1, -1, bo.shape[-1]))
-    slse = lse.reshape(B, H, -1).gather(2, undo)
-    o = so.reshape(B, H, n_hashes, L_pad, -1)[:, :, :, :L]
+    so = bo.reshape(B, H, n_hashes * L_pad, Dv).gather(2, undo[..., None].expand(-1, -1, -1, Dv))
+    slse = lse.reshape(B, H, n_hashes * L_pad).gather(2, undo)
+    o = so.reshape(B, H, n_hashes, L_pad, Dv)[:, :, :, :L]
     w = torch.softmax(slse.reshape(B, H, n_hashes, L_pad)[:, :, :, :L], dim=2)
     out = (o * w[..., None]).sum(dim=2)
     return (out, buckets) if return_buckets else out

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from .._checks import check_qkv
+from .._checks import CAUSAL_NONFINITE, check_finite, check_number, check_qkv
 
 
 def causal_mask(length_q: int, length_k: int, device=None) -> torch.Tensor:
@@ -30,7 +30,7 @@ def causal_mask(length_q: int, length_k: int, device=None) -> torch.Tensor:
 def attention_weights(q, k, causal: bool = False, scale: float | None = None) -> torch.Tensor:
     """The (B, H, L_q, L_k) matrix softmax(QKᵀ·scale), the thing we draw as an attention map."""
     check_qkv(q, k, k)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else check_number(scale, "scale")
     scores = torch.matmul(q, k.transpose(-2, -1)) * scale
     if causal:
         scores = scores.masked_fill(~causal_mask(q.shape[2], k.shape[2], q.device), float("-inf"))
@@ -46,10 +46,15 @@ def softmax_attention(q, k, v, causal: bool = False, scale: float | None = None)
         q: (batch, heads, L_q, head_dim); k: (batch, heads, L_k, head_dim);
         v: (batch, heads, L_k, head_dim_v).
         causal: mask keys after each query (aligned to the end, see ``causal_mask``).
-        scale: defaults to 1/√head_dim.
+            Causal attention refuses non-finite q, k, v: a NaN value at a masked
+            position would still reach earlier outputs through 0·NaN = NaN.
+        scale: a finite number; defaults to 1/√head_dim.
     Returns: (batch, heads, L_q, head_dim_v)
     """
     check_qkv(q, k, v)
     if causal and k.shape[2] < q.shape[2]:
         raise ValueError(f"causal attention needs L_k >= L_q, got q {tuple(q.shape)}, k {tuple(k.shape)}")
+    if causal:
+        for t, name in ((q, "q"), (k, "k"), (v, "v")):
+            check_finite(t, name, CAUSAL_NONFINITE)
     return torch.matmul(attention_weights(q, k, causal, scale), v)

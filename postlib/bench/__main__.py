@@ -3,6 +3,7 @@
     python -m postlib.bench --help                        # the experiments
     python -m postlib.bench mixers --mixers softmax,mamba --lengths 256,512,1024 --out /tmp/mixers.json
     python -m postlib.bench memory-wall --lengths 1024,2048,4096
+    python -m postlib.bench scan-crossover --dims 16,256
 
 Each experiment lives in ``postlib/bench/experiments/<name>.py`` (see that
 package). Without ``--out`` the record goes to ``postlib/bench/results/<RESULT>``,
@@ -29,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(command, help=module.SUMMARY, description=module.__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(sp)
-        sp.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for the run")
+        threads = getattr(module, "THREADS", None)
+        sp.add_argument("--threads", type=int, default=threads,
+                        help=f"torch.set_num_threads for the run (default: {threads or 'torch default'})")
         sp.add_argument("--notes", default="", help="free text saved with the record (say the machine's load)")
         sp.add_argument("--out", default=None, help=f"results JSON path (default: {RESULTS_DIR}/{module.RESULT})")
         sp.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -5,11 +5,15 @@ Each measurement is one *row*, a flat dict with the same keys everywhere
 saved, reloaded and plotted by the same code (``postlib.viz.scaling``).
 
 A configuration that would not fit is *skipped*, not crashed on: with
-``max_bytes`` set, a mixer whose estimated working set (``estimate_bytes``)
-exceeds the budget gets ``status = "skipped: ..."`` and no timing; an
-out-of-memory error during a run, and a ``ValueError`` by which a mixer
-refuses an input (say, a length beyond its ``max_length``), are recorded the
-same way. Any other exception is a bug and propagates.
+``max_bytes`` set, a mixer whose own upper bound (``estimate_bytes``, the
+mixer's ``memory_estimate``) reaches the budget gets ``status = "skipped: ..."``
+and no timing, before anything is allocated. A mixer without an estimate is
+measured cautiously: its peak is measured at a short probe length first, and
+a longer length runs only if that peak, scaled as L² from the longest length
+measured so far, stays below the budget. An out-of-memory error during a run,
+and a ``ValueError`` by which a mixer refuses an input (say, a length beyond its
+``max_length``), are recorded as skipped rows too. Any other exception is a bug
+and propagates.
 """
 from __future__ import annotations
 
@@ -18,13 +22,15 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
-from .._checks import check_positive_int
+from .._checks import check_choice, check_int_list, check_positive_int
+from ..registry import ESTIMATE_MODES
 from .core import _device_type, peak_memory, time_fn
 
 ROW_KEYS = ("name", "length", "batch", "d_model", "mode", "time_ms", "peak_mem_bytes", "device", "dtype", "status")
-MODES = ("forward", "forward_backward")
-# Families whose mixers may materialise a (length × length) matrix per head.
-QUADRATIC_FAMILIES = ("attention", "sparse")
+MODES = ESTIMATE_MODES
+# A mixer without a memory estimate is first measured at this length, and longer lengths are
+# extrapolated from its largest measured peak, assuming the worst growth among the book's mixers (L²).
+PROBE_LENGTH = 64
 
 
 def fit_exponent(lengths: Sequence[float], values: Sequence[float]) -> float:
@@ -49,26 +55,60 @@ def fit_exponent(lengths: Sequence[float], values: Sequence[float]) -> float:
     return sxy / sxx
 
 
-def estimate_bytes(module, batch: int, length: int, dtype: torch.dtype, mode: str = "forward",
-                   family: str | None = None) -> int:
-    """A rough upper bound on the working set of one call, used only for the ``max_bytes`` budget.
+def fit_rows(rows: list[dict], metrics=("time_ms", "peak_mem_bytes")) -> dict:
+    """Fitted log-log exponent per name (and mode) and metric, over the rows with status "ok"."""
+    fits: dict[str, dict] = {}
+    groups: dict[str, list[dict]] = {}
+    modes = {r.get("mode") for r in rows}
+    for r in rows:
+        if r.get("status", "ok") == "ok":
+            key = r["name"] if len(modes) == 1 else f"{r['name']} ({r['mode']})"
+            groups.setdefault(key, []).append(r)
+    for key, group in groups.items():
+        fits[key] = {}
+        for metric in metrics:
+            pts = [(g["length"], g[metric]) for g in group if g.get(metric)]
+            if len({p[0] for p in pts}) >= 2:
+                fits[key][metric] = round(fit_exponent(*zip(*pts)), 3)
+    return fits
 
-    A mixer may say exactly with a ``memory_estimate(batch, length, dtype)``
-    method. Otherwise mixers of the attention and sparse ``family`` are assumed to
-    materialise the (length × length) score matrix once per head (twice when a
-    backward pass keeps it for the gradient); other families are charged a
-    generous linear working set of 16 activations of size (batch, length, d_model).
+
+def estimate_bytes(module, batch: int, length: int, dtype: torch.dtype, mode: str = "forward") -> int | None:
+    """The mixer's own upper bound on the peak bytes of one call (``Mixer.memory_estimate``), or None.
+
+    None means unknown: the module has no ``memory_estimate``, or it returns None (the
+    ``Mixer`` default). Nothing is guessed from the mixer's family: a sparse attention
+    mixer is not charged for an L × L matrix it never builds.
     """
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    if hasattr(module, "memory_estimate"):
-        estimate = int(module.memory_estimate(batch, length, dtype))
-    else:
-        if family in QUADRATIC_FAMILIES:
-            heads = int(getattr(module, "n_heads", 1))
-            estimate = batch * heads * length * length * itemsize
-        else:
-            estimate = 16 * batch * length * int(getattr(module, "d_model", 1)) * itemsize
-    return estimate * (2 if mode == "forward_backward" else 1)
+    check_positive_int(batch, "batch")
+    check_positive_int(length, "length")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    check_choice(mode, "mode", MODES)
+    method = getattr(module, "memory_estimate", None)
+    if method is None:
+        return None
+    value = method(batch, length, dtype, mode)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"{type(module).__name__}.memory_estimate must return an int >= 0 or None, got {value!r}")
+    return value
+
+
+def budget_refusal(module, batch: int, length: int, dtype: torch.dtype, mode: str, max_bytes: int) -> str | None:
+    """Why one call would not fit ``max_bytes``, or None when its estimate is below it.
+
+    Refuses when the estimate is at least the budget (exactly the budget does not fit), and
+    when there is no estimate at all (``measure_mixers`` then measures cautiously instead).
+    """
+    need = estimate_bytes(module, batch, length, dtype, mode)
+    if need is None:
+        return (f"no memory estimate: {type(module).__name__} defines no memory_estimate, so it cannot be "
+                f"held to the budget of {max_bytes / 2**20:.0f} MiB before it runs")
+    if need >= max_bytes:
+        return f"estimated {need / 2**20:.0f} MiB exceeds the budget of {max_bytes / 2**20:.0f} MiB"
+    return None
 
 
 def _row(name, length, batch, d_model, mode, device, dtype, time_ms=None, peak=None, status="ok") -> dict:
@@ -96,6 +136,28 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(err).lower()
 
 
+def mixer_thunk(module, x: torch.Tensor, mode: str) -> Callable[[], object]:
+    """The call the bench times and measures: ``module(x)`` under no_grad, or forward then ``.sum().backward()``.
+
+    For ``"forward_backward"`` ``x`` gets ``requires_grad``; gradients from an earlier
+    call are dropped first. ``tests/test_registry.py`` holds every ``memory_estimate``
+    to the peak of exactly this call.
+    """
+    check_choice(mode, "mode", MODES)
+    if mode == "forward":
+        def thunk():
+            with torch.no_grad():
+                return module(x)
+        return thunk
+    x.requires_grad_(True)
+
+    def thunk():
+        module.zero_grad(set_to_none=True)
+        x.grad = None
+        module(x).sum().backward()
+    return thunk
+
+
 def measure_mixers(names: Iterable[str], lengths: Iterable[int], *, d_model: int = 64, batch: int = 1,
                    modes: Sequence[str] = MODES, device="cpu", dtype: torch.dtype = torch.float32,
                    repeats: int = 3, warmup: int = 1, memory: bool = True, mixer_config: dict | None = None,
@@ -104,21 +166,28 @@ def measure_mixers(names: Iterable[str], lengths: Iterable[int], *, d_model: int
 
     Args:
         names: registered mixer names (``postlib.list_mixers()``).
-        lengths: sequence lengths; the input is ``randn(batch, length, d_model)``.
+        lengths: sequence lengths (ints >= 1); the input is ``randn(batch, length, d_model)``.
         modes: ``"forward"`` (under ``torch.no_grad``) and/or ``"forward_backward"``
             (forward, then ``output.sum().backward()``).
+        repeats, warmup: timed calls (>= 1) and discarded calls before them (>= 0).
         mixer_config: constructor kwargs for every mixer, or ``{name: kwargs}``.
-        max_bytes: skip configurations whose ``estimate_bytes`` exceeds it.
+        max_bytes: the memory budget. A configuration runs only if the mixer's
+            ``memory_estimate`` is below it (``budget_refusal``); a mixer without one is
+            measured cautiously (see the module docstring).
     Returns: one row per (name, length, mode), keys ``ROW_KEYS``.
     """
     from ..registry import build_mixer, mixer_info
 
-    names, lengths, modes = list(names), [check_positive_int(int(n), "lengths") for n in lengths], list(modes)
+    names, lengths, modes = list(names), check_int_list(lengths, "lengths"), list(modes)
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"modes must be a subset of {list(MODES)}, got {mode!r}")
     check_positive_int(d_model, "d_model")
     check_positive_int(batch, "batch")
+    check_positive_int(repeats, "repeats")
+    check_positive_int(warmup, "warmup", minimum=0)
+    if max_bytes is not None:
+        check_positive_int(max_bytes, "max_bytes")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     kind = _device_type(device)
@@ -128,50 +197,59 @@ def measure_mixers(names: Iterable[str], lengths: Iterable[int], *, d_model: int
     bar = _progress(len(names) * len(lengths) * len(modes), progress, "mixers")
     for name in names:
         module = build_mixer(name, d_model, **_config_for(name, names, mixer_config)).to(device=device, dtype=dtype)
-        family = mixer_info(name).family
+        measured: dict[str, tuple[int, int]] = {}   # mode -> (longest length measured, its peak), for the cautious path
         for length in lengths:
             for mode in modes:
                 bar.set_postfix_str(f"{name} L={length} {mode}")
-                rows.append(_measure_one(module, family, name, length, batch, d_model, mode, device, kind,
-                                         dtype, repeats, warmup, memory, max_bytes))
+                rows.append(_measure_one(module, name, length, batch, d_model, mode, device, kind, dtype, repeats,
+                                         warmup, memory, max_bytes, measured))
                 bar.update()
         del module
     bar.close()
     return rows
 
 
-def _measure_one(module, family, name, length, batch, d_model, mode, device, kind, dtype, repeats, warmup, memory,
-                 max_bytes) -> dict:
+def _cautious_refusal(module, batch, length, d_model, mode, device, dtype, max_bytes, measured) -> str | None:
+    """For a mixer without an estimate: probe a short length, extrapolate as L², refuse if it would not fit."""
+    if mode not in measured:
+        probe = min(length, PROBE_LENGTH)
+        x = torch.randn(batch, probe, d_model, device=device, dtype=dtype)
+        measured[mode] = (probe, peak_memory(mixer_thunk(module, x, mode), device=device))
+    longest, peak = measured[mode]
+    need = int(peak * max(1.0, (length / longest) ** 2))
+    if need >= max_bytes:
+        return (f"skipped: no memory estimate; the peak measured at length {longest}, scaled as L², predicts "
+                f"{need / 2**20:.0f} MiB, over the budget of {max_bytes / 2**20:.0f} MiB")
+    return None
+
+
+def _measure_one(module, name, length, batch, d_model, mode, device, kind, dtype, repeats, warmup, memory,
+                 max_bytes, measured) -> dict:
+    def skipped(status):
+        return _row(name, length, batch, d_model, mode, device, dtype, status=status)
+
     if max_bytes is not None:
-        need = estimate_bytes(module, batch, length, dtype, mode, family)
-        if need > max_bytes:
-            return _row(name, length, batch, d_model, mode, device, dtype,
-                        status=f"skipped: estimated {need / 2**20:.0f} MiB exceeds the budget of "
-                               f"{max_bytes / 2**20:.0f} MiB")
-    x = torch.randn(batch, length, d_model, device=device, dtype=dtype)
-
-    if mode == "forward":
-        def thunk():
-            with torch.no_grad():
-                return module(x)
-    else:
-        x.requires_grad_(True)
-
-        def thunk():
-            module.zero_grad(set_to_none=True)
-            x.grad = None
-            module(x).sum().backward()
+        if estimate_bytes(module, batch, length, dtype, mode) is None:
+            refusal = _cautious_refusal(module, batch, length, d_model, mode, device, dtype, max_bytes, measured)
+        else:
+            refusal = budget_refusal(module, batch, length, dtype, mode, max_bytes)
+            refusal = refusal and f"skipped: {refusal}"
+        if refusal:
+            return skipped(refusal)
+    thunk = mixer_thunk(module, torch.randn(batch, length, d_model, device=device, dtype=dtype), mode)
     try:
         ms = time_fn(thunk, repeats=repeats, warmup=warmup, device=device)
         peak = peak_memory(thunk, device=device) if memory else None
     except ValueError as err:  # the mixer refuses this input (e.g. longer than its max_length)
-        return _row(name, length, batch, d_model, mode, device, dtype, status=f"skipped: {err}")
+        return skipped(f"skipped: {err}")
     except Exception as err:  # noqa: BLE001 - only out-of-memory is turned into a row
         if not _is_oom(err):
             raise
         if kind == "cuda":
             torch.cuda.empty_cache()
-        return _row(name, length, batch, d_model, mode, device, dtype, status="skipped: out of memory")
+        return skipped("skipped: out of memory")
+    if peak is not None and length >= measured.get(mode, (0, 0))[0]:
+        measured[mode] = (length, peak)
     return _row(name, length, batch, d_model, mode, device, dtype, ms, peak)
 
 
@@ -187,7 +265,9 @@ def measure_functions(factories: dict[str, Callable[[int], Callable[[], object]]
     """
     if not isinstance(factories, dict) or not factories:
         raise TypeError("factories must be a non-empty dict {name: length -> zero-argument callable}")
-    lengths = [check_positive_int(int(n), "lengths") for n in lengths]
+    lengths = check_int_list(lengths, "lengths")
+    check_positive_int(repeats, "repeats")
+    check_positive_int(warmup, "warmup", minimum=0)
     kind = _device_type(device)
     rows: list[dict] = []
     bar = _progress(len(factories) * len(lengths), progress, "functions")

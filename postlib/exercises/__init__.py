@@ -1,56 +1,30 @@
-"""Exercise checkers, one module per chapter.
+"""Exercises and coursework: checkers with marks, conceptual questions, a grader, two editions.
 
-A checker runs the learner's function on random inputs (awkward shapes
-included), compares it with postlib's reference, prints ✅ or ❌ with a hint
-that never gives the answer away, and returns True or False. It never raises:
-a function that raises ``NotImplementedError`` is reported as "not implemented
-yet", and any other exception is reported with its message.
+One module per chapter (``baseline.py``, ``ssm.py`` ...) defines that chapter's checkers::
 
-    from postlib.exercises.baseline import check_softmax_attention
-    check_softmax_attention(my_attention)
+    from postlib.exercises import Mismatch, exercise, expect_tensor
+
+    @exercise(points=3, difficulty=2, minutes=15, title="softmax attention",
+              forbid=["torch.nn.functional.scaled_dot_product_attention"])
+    def check_softmax_attention(fn):
+        out = expect_tensor(fn(q, k, v), "the output", (b, h, lq, dv))    # fn: the learner's function
+        if not close(out, reference):
+            raise Mismatch("a hint that never prints the answer")
+
+A checker runs the learner's function on inputs it makes (awkward shapes included) while postlib's own
+solutions are switched off (:mod:`.guard`), prints ✅/❌/⏳ with a hint and the marks (★ difficulty,
+minutes, points), returns True/False, and never raises. Conceptual questions (a number computed by
+hand, a multiple choice, a prediction before a run) live in :mod:`.questions`. In a chapter, the
+learner's cell is tagged ``exercise`` and the solution cell ``solution`` (plus ``hide-cell``);
+:mod:`.editions` builds the student edition without the solution cells, and
+``python -m postlib.exercises grade notebook.ipynb`` grades completed notebooks (:mod:`.grader`).
+CONTRIBUTING.md, "Exercises and coursework", is the guide for chapter authors.
 """
-from __future__ import annotations
+from .core import (EXERCISES, RESULT_MIME, Exercise, Mismatch, TimeLimit, all_exercises, expect_tensor,
+                   exercise, report, run_checker, stars)
+from .guard import Forbidden, guarded
+from .questions import Prediction, answer_hash, choice_question, number_question, prediction
 
-import traceback
-from typing import Callable, Iterable
-
-__all__ = ["Mismatch", "expect_tensor", "run_checker"]
-
-
-class Mismatch(Exception):
-    """Raised inside a checker's cases: the learner's answer is wrong; the message is the hint."""
-
-
-def expect_tensor(out, what: str, shape):
-    """The learner's ``out`` must be a tensor of ``shape``; otherwise a :class:`Mismatch` naming ``what``."""
-    import torch
-    if not isinstance(out, torch.Tensor):
-        raise Mismatch(f"{what} should be a torch.Tensor, got {type(out).__name__}.")
-    if tuple(out.shape) != tuple(shape):
-        raise Mismatch(f"{what} should have shape {tuple(shape)}, got {tuple(out.shape)}.")
-    return out
-
-
-def run_checker(title: str, fn, cases: Callable[[Callable], Iterable[str] | None]) -> bool:
-    """Run ``cases(fn)`` and report. ``cases`` raises :class:`Mismatch` (with a hint) on a wrong answer.
-
-    Returns True when every case passes; prints one friendly line either way.
-    """
-    if not callable(fn):
-        print(f"❌ {title}: expected a function, got {type(fn).__name__}.")
-        return False
-    try:
-        cases(fn)
-    except NotImplementedError:
-        print(f"⏳ {title}: not implemented yet — replace the `raise NotImplementedError` with your code.")
-        return False
-    except Mismatch as wrong:
-        print(f"❌ {title}: {wrong}")
-        return False
-    except Exception as exc:  # the learner's code crashed: show where, never raise
-        where = traceback.extract_tb(exc.__traceback__)[-1]
-        print(f"❌ {title}: your function raised {type(exc).__name__}: {exc} "
-              f"(line {where.lineno} of {where.name}).")
-        return False
-    print(f"✅ {title}: correct!")
-    return True
+__all__ = ["EXERCISES", "RESULT_MIME", "Exercise", "Forbidden", "Mismatch", "Prediction", "TimeLimit",
+           "all_exercises", "answer_hash", "choice_question", "exercise", "expect_tensor", "guarded",
+           "number_question", "prediction", "report", "run_checker", "stars"]

@@ -13,6 +13,9 @@ check_causal_mask              ``fn(length_q, length_k) -> mask``  bool (L_q, L_
 check_online_softmax_merge     ``fn(m_a, l_a, acc_a, m_b, l_b, acc_b) -> (m, l, acc)``
 check_kv_cache_step            ``fn(q_t, k_t, v_t, cache) -> (out_t, new_cache)``
 check_attention_flops          ``fn(length, head_dim) -> int``
+check_kv_cache_gib             a number by hand: GiB of a KV cache
+predict_flash_exactness        a prediction before a run: is FlashAttention exact?
+check_which_form_decoding      a multiple choice: which form for decoding
 =============================  ======================================================
 """
 from __future__ import annotations
@@ -24,7 +27,8 @@ import torch
 from ..attention.derive import attention_costs
 from ..attention.flash import online_softmax_update
 from ..attention.softmax import causal_mask, softmax_attention
-from . import Mismatch, run_checker, expect_tensor
+from .core import Mismatch, exercise, expect_tensor
+from .questions import choice_question, number_question, prediction
 
 # (batch, heads, L_q, L_k, head_dim, head_dim_v): length 1, primes, L_q ≠ L_k, D ≠ D_v.
 ATTENTION_SHAPES = [(1, 1, 1, 1, 4, 4), (2, 3, 7, 7, 8, 8), (1, 2, 5, 13, 16, 6), (1, 1, 100, 63, 32, 32)]
@@ -39,15 +43,17 @@ def _qkv(shape, seed, scale=1.0):
     return q, k, v
 
 
-
-
 def _close(a, b, tol=1e-9) -> bool:
     return a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), rtol=tol, atol=tol))
 
 
 # --------------------------------------------------------------------------- 1. softmax attention
 
-def _attention_cases(fn):
+@exercise(points=2, difficulty=1, minutes=10, title="softmax attention",
+          forbid=["torch.nn.functional.scaled_dot_product_attention",
+                  "torch.nn.functional.multi_head_attention_forward"])
+def check_softmax_attention(fn):
+    """``fn(q, k, v)``: non-causal softmax(QKᵀ/√d)V for (batch, heads, L, head_dim) tensors."""
     for i, shape in enumerate(ATTENTION_SHAPES):
         q, k, v = _qkv(shape, seed=i)
         b, h, lq, lk, d, dv = shape
@@ -73,14 +79,11 @@ def _attention_cases(fn):
         raise Mismatch("with large scores (about ±1000) your output differs from the reference.")
 
 
-def check_softmax_attention(fn) -> bool:
-    """``fn(q, k, v)``: non-causal softmax(QKᵀ/√d)V for (batch, heads, L, head_dim) tensors."""
-    return run_checker("softmax attention", fn, _attention_cases)
-
-
 # --------------------------------------------------------------------------- 2. causal mask
 
-def _mask_cases(fn):
+@exercise(points=2, difficulty=2, minutes=10, title="causal mask")
+def check_causal_mask(fn):
+    """``fn(length_q, length_k)``: bool (L_q, L_k), True where query i may attend to key j."""
     for lq, lk in [(7, 7), (13, 13), (1, 1), (3, 8), (1, 5)]:
         mask = expect_tensor(fn(lq, lk), f"the mask for length_q={lq}, length_k={lk}", (lq, lk))
         if mask.dtype != torch.bool:
@@ -98,11 +101,6 @@ def _mask_cases(fn):
         raise Mismatch(f"for length_q={lq}, length_k={lk}, {int((mask != ref).sum())} entries are wrong.")
 
 
-def check_causal_mask(fn) -> bool:
-    """``fn(length_q, length_k)``: bool (L_q, L_k), True where query i may attend to key j."""
-    return run_checker("causal mask", fn, _mask_cases)
-
-
 # --------------------------------------------------------------------------- 3. online-softmax merge
 
 def _block_stats(scores, values):
@@ -114,7 +112,13 @@ def _block_stats(scores, values):
     return online_softmax_update(*empty, scores, values)
 
 
-def _merge_cases(fn):
+@exercise(points=4, difficulty=3, minutes=25, title="online-softmax merge")
+def check_online_softmax_merge(fn):
+    """``fn(m_a, l_a, acc_a, m_b, l_b, acc_b)``: the statistics of blocks A ∪ B.
+
+    m, l: (batch, heads, L_q); acc: (batch, heads, L_q, D_v); each block's l and
+    acc are relative to its own m (FlashAttention's running statistics).
+    """
     cases = [((2, 3, 5, 13, 8, 8), 6, 1.0, "two random blocks"),
              ((1, 1, 1, 2, 4, 3), 1, 1.0, "one key per block"),
              ((1, 2, 7, 11, 4, 4), 4, 30.0, "scores of about ±1000"),
@@ -144,18 +148,16 @@ def _merge_cases(fn):
             raise Mismatch(f"with {what}: acc / l is right, but l is not Σ exp(s − m) for your m.")
 
 
-def check_online_softmax_merge(fn) -> bool:
-    """``fn(m_a, l_a, acc_a, m_b, l_b, acc_b)``: the statistics of blocks A ∪ B.
-
-    m, l: (batch, heads, L_q); acc: (batch, heads, L_q, D_v); each block's l and
-    acc are relative to its own m (FlashAttention's running statistics).
-    """
-    return run_checker("online-softmax merge", fn, _merge_cases)
-
-
 # --------------------------------------------------------------------------- 4. KV-cache decoding step
 
-def _kv_cases(fn):
+@exercise(points=3, difficulty=2, minutes=15, title="KV-cache decoding step",
+          forbid=["torch.nn.functional.scaled_dot_product_attention"])
+def check_kv_cache_step(fn):
+    """``fn(q_t, k_t, v_t, cache)``: one decoding step with a KV cache.
+
+    q_t, k_t, v_t: (batch, heads, 1, head_dim); cache = {"k": (B, H, T, D), "v": (B, H, T, D_v)}
+    holds the T earlier tokens. Return (out_t of shape (B, H, 1, D_v), the cache with this token added).
+    """
     for shape in [(1, 1, 1, 1, 4, 4), (2, 3, 11, 11, 8, 8), (1, 2, 6, 6, 4, 5)]:
         q, k, v = _qkv(shape, seed=shape[2])
         b, h, length, _, d, dv = shape
@@ -177,18 +179,14 @@ def _kv_cases(fn):
                 raise Mismatch(f"for {length} tokens, the output at step {t} differs from causal attention.{hint}")
 
 
-def check_kv_cache_step(fn) -> bool:
-    """``fn(q_t, k_t, v_t, cache)``: one decoding step with a KV cache.
-
-    q_t, k_t, v_t: (batch, heads, 1, head_dim); cache = {"k": (B, H, T, D), "v": (B, H, T, D_v)}
-    holds the T earlier tokens. Return (out_t of shape (B, H, 1, D_v), the cache with this token added).
-    """
-    return run_checker("KV-cache decoding step", fn, _kv_cases)
-
-
 # --------------------------------------------------------------------------- 5. FLOP count
 
-def _flops_cases(fn):
+@exercise(points=1, difficulty=1, minutes=5, title="attention FLOPs")
+def check_attention_flops(fn):
+    """``fn(length, head_dim)``: FLOPs of QKᵀ and PV for one head (L_q = L_k = length, D_v = head_dim).
+
+    A multiply-add counts as 2 FLOPs; the softmax itself is not counted.
+    """
     for length, head_dim in [(1, 1), (7, 3), (1024, 64), (4097, 128)]:
         got = fn(length, head_dim)
         if isinstance(got, bool) or not isinstance(got, (int, float)):
@@ -205,9 +203,41 @@ def _flops_cases(fn):
         raise Mismatch(f"for length={length}, head_dim={head_dim} your count is {ratio:.3g}× the expected one.")
 
 
-def check_attention_flops(fn) -> bool:
-    """``fn(length, head_dim)``: FLOPs of QKᵀ and PV for one head (L_q = L_k = length, D_v = head_dim).
 
-    A multiply-add counts as 2 FLOPs; the softmax itself is not counted.
-    """
-    return run_checker("attention FLOPs", fn, _flops_cases)
+# --------------------------------------------------------------------------- 6. a number by hand
+
+KV_LAYERS, KV_D_MODEL, KV_TOKENS, KV_BYTES = 32, 4096, 8192, 2       # the model the chapter describes
+
+
+@number_question(points=1, difficulty=1, minutes=5, title="KV-cache memory", rel_tol=0.01,
+                 near={0.5: "about half: every layer caches both K and V.",
+                       1 / KV_LAYERS: "too small by the number of layers: each layer keeps its own cache.",
+                       2.0: "twice too large: fp16 stores a number in 2 bytes.",
+                       2**30 / 1e9: "that is in GB (10⁹ bytes); the question asks GiB (2³⁰ bytes).",
+                       2**30: "give the answer in GiB, not in bytes."})
+def check_kv_cache_gib():
+    """GiB of the KV cache: K and V, every layer, d_model numbers per token, fp16."""
+    return 2 * KV_LAYERS * KV_TOKENS * KV_D_MODEL * KV_BYTES / 2**30
+
+
+# --------------------------------------------------------------------------- 7. a prediction before a run
+
+def _flash_option(err: float) -> str:
+    return "a" if err < 1e-12 else ("b" if err < 1e-4 else "c")
+
+
+predict_flash_exactness = prediction(
+    "predict_flash_exactness", options="abc", answer="c6dde263369573ca", observe=_flash_option,
+    describe=lambda err: f"a relative RMS difference of at most {err:.1e} over every tile size",
+    points=1, difficulty=2, minutes=3, title="is FlashAttention exact?",
+    hints={"b": "the merge rescales both blocks to one common maximum: what is left to approximate?",
+           "c": "nothing is dropped or sampled; every score is computed, only in a different order."})
+
+
+# --------------------------------------------------------------------------- 8. which form when
+
+check_which_form_decoding = choice_question(
+    "check_which_form_decoding", options="abc", answer="20d1b17408cd2a25", points=1, difficulty=1, minutes=3,
+    title="which form for decoding",
+    hints={"a": "at each step only the newest query is new: recomputing every query repeats O(L²) work per token.",
+           "c": "FlashAttention saves memory, not the work: it would still recompute every query at every step."})

@@ -23,7 +23,7 @@ import torch
 from ..ssm.discretize import discretize
 from ..ssm.hippo import hippo
 from ..ssm.s4d import zoh_diagonal
-from . import Mismatch, run_checker
+from .core import Mismatch, exercise
 
 
 def _pair(out, what):
@@ -39,7 +39,9 @@ def _same(a, b, tol=1e-9):
 
 # --------------------------------------------------------------------------- 1. bilinear
 
-def _bilinear_cases(fn):
+@exercise(points=2, difficulty=2, minutes=15, title="bilinear discretization",
+          forbid=["scipy.signal.cont2discrete"])
+def check_bilinear(fn):
     rng = np.random.default_rng(0)
     for N, dt in ((1, 0.1), (3, 0.5), (7, 0.01)):
         A = rng.standard_normal((N, N)) - np.eye(N)
@@ -55,13 +57,10 @@ def _bilinear_cases(fn):
             raise Mismatch(f"Ā is right but B̄ differs (N={N}): which matrix multiplies Δ B after solving for x1?")
 
 
-def check_bilinear(fn) -> bool:
-    return run_checker("bilinear discretization", fn, _bilinear_cases)
-
-
 # --------------------------------------------------------------------------- 2. ZOH, diagonal
 
-def _zoh_cases(fn):
+@exercise(points=2, difficulty=2, minutes=10, title="ZOH for a diagonal A")
+def check_zoh_diagonal(fn):
     g = torch.Generator().manual_seed(1)
     for N, dt in ((1, 0.3), (5, 0.05), (16, 1.0)):
         lam = torch.complex(-torch.rand(N, generator=g, dtype=torch.float64) - 0.1,
@@ -76,13 +75,10 @@ def _zoh_cases(fn):
             raise Mismatch("B̄ differs: integrate e^{λ(Δ−s)} · B from s = 0 to Δ (with B = 1).")
 
 
-def check_zoh_diagonal(fn) -> bool:
-    return run_checker("ZOH for a diagonal A", fn, _zoh_cases)
-
-
 # --------------------------------------------------------------------------- 3. HiPPO-LegS
 
-def _legs_cases(fn):
+@exercise(points=3, difficulty=3, minutes=20, title="HiPPO-LegS matrices")
+def check_hippo_legs(fn):
     for N in (1, 2, 5, 12):
         A, B = _pair(fn(N), f"fn({N})")
         ref_A, ref_B = hippo("legs", N)
@@ -99,13 +95,10 @@ def _legs_cases(fn):
             raise Mismatch("B differs: it is g_n evaluated at the newest point, where P_n(1) = 1.")
 
 
-def check_hippo_legs(fn) -> bool:
-    return run_checker("HiPPO-LegS matrices", fn, _legs_cases)
-
-
 # --------------------------------------------------------------------------- 4. one selective-scan step
 
-def _step_cases(fn):
+@exercise(points=2, difficulty=2, minutes=10, title="one selective-scan step")
+def check_scan_step(fn):
     g = torch.Generator().manual_seed(2)
     for b, d, N in ((1, 1, 1), (2, 3, 5), (1, 7, 16)):
         r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)
@@ -125,13 +118,10 @@ def _step_cases(fn):
             raise Mismatch(f"the state is right; y_t should be C_t · x_t summed over N, shape {tuple(y_ref.shape)}.")
 
 
-def check_scan_step(fn) -> bool:
-    return run_checker("one selective-scan step", fn, _step_cases)
-
-
 # --------------------------------------------------------------------------- 5. conv ≡ recurrence, diagonal A
 
-def _kernel_cases(fn):
+@exercise(points=2, difficulty=2, minutes=15, title="convolution kernel of a diagonal SSM")
+def check_diagonal_kernel(fn):
     g = torch.Generator().manual_seed(3)
     for N, L in ((1, 1), (4, 13), (8, 64)):
         a = torch.rand(N, generator=g, dtype=torch.float64) * 0.95
@@ -152,13 +142,10 @@ def _kernel_cases(fn):
             raise Mismatch(f"conv(K, u) differs from the recurrence (N={N}, L={L}): unroll x_t by hand for t = 0, 1, 2.")
 
 
-def check_diagonal_kernel(fn) -> bool:
-    return run_checker("convolution kernel of a diagonal SSM", fn, _kernel_cases)
-
-
 # --------------------------------------------------------------------------- 6. the scan's combine
 
-def _combine_cases(fn):
+@exercise(points=3, difficulty=3, minutes=15, title="the scan's associative combine")
+def check_combine(fn):
     g = torch.Generator().manual_seed(4)
     r = lambda: (torch.rand(3, generator=g, dtype=torch.float64), torch.randn(3, generator=g, dtype=torch.float64))
     e1, e2, e3 = r(), r(), r()
@@ -175,13 +162,10 @@ def _combine_cases(fn):
         raise Mismatch("your operator is not associative, so a tree cannot regroup it.")
 
 
-def check_combine(fn) -> bool:
-    return run_checker("the scan's associative combine", fn, _combine_cases)
-
-
 # --------------------------------------------------------------------------- 7. accuracy on the answer positions
 
-def _accuracy_cases(fn):
+@exercise(points=1, difficulty=1, minutes=5, title="accuracy on the scored positions")
+def check_masked_accuracy(fn):
     from ..train import masked_accuracy
     g = torch.Generator().manual_seed(5)
     for b, L, V in ((1, 1, 3), (4, 13, 6), (8, 29, 10)):
@@ -198,6 +182,3 @@ def _accuracy_cases(fn):
             raise Mismatch(f"accuracy differs for logits {tuple(logits.shape)}: compare argmax over the vocabulary with "
                            "the target, on the scored positions only.")
 
-
-def check_masked_accuracy(fn) -> bool:
-    return run_checker("accuracy on the scored positions", fn, _accuracy_cases)

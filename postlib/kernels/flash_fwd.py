@@ -1,7 +1,9 @@
 """FlashAttention forward as one fused Triton kernel (Dao et al. 2022; Dao 2023).
 
 PyTorch twin: ``postlib.attention.flash.flash_attention_torch`` — the same
-online-softmax merge, one key/value tile at a time. Reference:
+online-softmax merge, one key/value tile at a time, whose docstring names this
+kernel back; the backward is that module's ``flash_attention_backward_torch``
+(tiled PyTorch, wrapped by its ``FlashAttentionFunction``). Reference:
 ``postlib.attention.softmax_attention``. ``tests/kernels/test_flash_triton.py``
 proves the kernel equals the reference (Triton interpreter on CPU, real
 kernel on CUDA) and ``gpu_check`` below checks and times it on a GPU.
@@ -38,7 +40,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .._checks import check_positive_int, check_qkv
+from .._checks import CAUSAL_NONFINITE, check_finite, check_number, check_positive_int, check_qkv
+from ..attention.flash import FlashAttentionFunction
 from . import check_triton_device
 
 MAX_HEAD_DIM = 256
@@ -160,10 +163,12 @@ def flash_attention_triton(q, k, v, causal: bool = False, block_size: int = 64, 
             default 64 on CUDA, the smallest that covers L_q (up to 64) under the interpreter.
     Returns: (batch, heads, L_q, head_dim_v) in q's dtype (accumulated in fp32).
 
-    Twin: ``flash_attention_torch``; equality: ``tests/kernels/test_flash_triton.py``.
-    Differentiable: the backward (``flash_attention_backward_torch``) is tiled
-    PyTorch that recomputes probabilities from the saved log-sum-exp, so it too
-    never holds an L_q × L_k matrix; only the forward is a fused kernel.
+    Twin: ``postlib.attention.flash.flash_attention_torch``; equality:
+    ``tests/kernels/test_flash_triton.py``. Differentiable: the backward
+    (``postlib.attention.flash.flash_attention_backward_torch``, beside the twin)
+    is tiled PyTorch that recomputes probabilities from the saved log-sum-exp,
+    so it too never holds an L_q × L_k matrix; only the forward is a fused kernel.
+    Causal attention refuses non-finite q, k, v (0·NaN would reach earlier rows).
     """
     check_qkv(q, k, v)
     if q.dtype == torch.float64:
@@ -184,7 +189,10 @@ def flash_attention_triton(q, k, v, causal: bool = False, block_size: int = 64, 
         check_positive_int(query_block, "query_block")
         if query_block < 16 or query_block > 256 or query_block & (query_block - 1):
             raise ValueError(f"query_block must be a power of two between 16 and 256, got {query_block}")
-    scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+    if causal:
+        for t, name in ((q, "q"), (k, "k"), (v, "v")):
+            check_finite(t, name, CAUSAL_NONFINITE)
+    scale = 1.0 / math.sqrt(D) if scale is None else check_number(scale, "scale")
     launch = functools.partial(_launch, causal=bool(causal), block_size=block_size, scale=scale,
                                query_block=query_block)
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
@@ -219,66 +227,6 @@ def _launch(q, k, v, *, causal, block_size, scale, query_block):
         raise RuntimeError(f"the flash kernel does not fit this GPU with head_dim {max(D, DV)} and "
                            f"block_size {block_size}; try block_size={max(16, block_size // 2)}") from err
     return out, lse
-
-
-def flash_attention_backward_torch(q, k, v, out, lse, grad_out, causal: bool, scale: float, block_size: int = 64):
-    """Gradients of attention from the saved (out, lse), one key tile at a time (Dao 2023, Alg. 2).
-
-    With P = exp(S − lse) recomputed per tile instead of stored, and
-    Δ_i = Σ_d dO_id · O_id (= Σ_j P_ij dP_ij)::
-
-        dV_tile = Pᵀ dO,   dP = dO V_tileᵀ,   dS = P ∘ (dP − Δ),
-        dQ += dS K_tile · scale,   dK_tile = dSᵀ Q · scale
-
-    Memory O(L_q · block_size), never O(L_q · L_k). Computed in fp32 (fp64 for
-    fp64 inputs). Tested against autograd through ``softmax_attention``
-    (``tests/kernels/test_flash_triton.py``, including ``gradcheck`` in fp64).
-    """
-    work = torch.float64 if q.dtype == torch.float64 else torch.float32
-    qw, dO = q.to(work), grad_out.to(work)
-    Lq, Lk = q.shape[2], k.shape[2]
-    delta = (dO * out.to(work)).sum(-1, keepdim=True)
-    lse = lse.to(work)[..., None]
-    dq = torch.zeros_like(qw)
-    dk = torch.empty(k.shape, dtype=work, device=k.device)
-    dv = torch.empty(v.shape, dtype=work, device=v.device)
-    rows = torch.arange(Lq, device=q.device)[:, None] + (Lk - Lq)
-    for start in range(0, Lk, block_size):
-        end = min(start + block_size, Lk)
-        kt, vt = k[:, :, start:end].to(work), v[:, :, start:end].to(work)
-        # (Queries are aligned to the end of the keys, so the last query sees every
-        # tile: no tile can be skipped for the whole block of queries here.)
-        p = torch.exp(qw @ kt.transpose(-1, -2) * scale - lse)
-        if causal:
-            p = p.masked_fill(torch.arange(start, end, device=q.device)[None, :] > rows, 0.0)
-        dv[:, :, start:end] = p.transpose(-1, -2) @ dO
-        ds = p * (dO @ vt.transpose(-1, -2) - delta)
-        dq += ds @ kt * scale
-        dk[:, :, start:end] = ds.transpose(-1, -2) @ qw * scale
-    return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
-
-
-class FlashAttentionFunction(torch.autograd.Function):
-    """Autograd for the fused forward: saves only (q, k, v, out, lse), recomputes P in the backward.
-
-    ``forward_fn(q, k, v) -> (out, lse)`` is the Triton launch in normal use; the
-    tests pass ``flash_attention_torch`` instead so that ``gradcheck`` can run in fp64.
-    """
-
-    @staticmethod
-    def forward(ctx, q, k, v, causal, scale, block_size, forward_fn):
-        out, lse = forward_fn(q, k, v)
-        ctx.save_for_backward(q, k, v, out, lse)
-        ctx.causal, ctx.scale, ctx.block_size = causal, scale, block_size
-        ctx.mark_non_differentiable(lse)
-        return out, lse
-
-    @staticmethod
-    def backward(ctx, grad_out, _grad_lse):
-        q, k, v, out, lse = ctx.saved_tensors
-        dq, dk, dv = flash_attention_backward_torch(q, k, v, out, lse, grad_out, ctx.causal, ctx.scale,
-                                                    ctx.block_size)
-        return dq, dk, dv, None, None, None, None
 
 
 # --------------------------------------------------------------------------- make gpu-check

@@ -104,8 +104,11 @@ def triton_causal_linear_attention(pq, pk, v, eps: float = 1e-6) -> torch.Tensor
 
     Equals ``postlib.attention.linear.causal_chunked`` (tests/kernels/test_linear_attention_triton.py).
     """
-    from .._checks import check_qkv
+    from .._checks import CAUSAL_NONFINITE, check_finite, check_number, check_qkv
     check_qkv(pq, pk, v, "(batch, heads, length, feature_dim)")
+    for t, name in ((pq, "pq"), (pk, "pk"), (v, "v")):
+        check_finite(t, name, CAUSAL_NONFINITE)
+    eps = check_number(eps, "eps", nonnegative=True)
     check_triton_device(pq, pk, v)
     return _TritonCausalLinearAttention.apply(pq, pk, v, eps)
 

@@ -19,8 +19,6 @@ under autograd (exact, slower than a dedicated backward kernel; the forward is t
 """
 from __future__ import annotations
 
-import time
-
 import torch
 
 from . import check_triton_device, triton_available
@@ -159,6 +157,7 @@ def gpu_check(device: str = "cuda", quick: bool = False) -> list[dict]:
     On ``device="cpu"`` (the runner's --smoke mode, Triton interpreter) the sizes are tiny and the
     speed rows only prove the code path: their timings mean nothing and are not held to the targets.
     """
+    from ..bench import time_fn
     from ..ssm.scan import selective_scan
     from ..testing import rel_rms
 
@@ -184,24 +183,7 @@ def gpu_check(device: str = "cuda", quick: bool = False) -> list[dict]:
                          rel_rms=err, allclose_mamba_tol=bool(close), ok=bool(close and err < 1e-3)))
 
     def timed(fn, reps):
-        fn()
-        if not on_gpu:
-            times = []
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                fn()
-                times.append((time.perf_counter() - t0) * 1e3)
-            return sorted(times)[len(times) // 2]
-        torch.cuda.synchronize()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        times = []
-        for _ in range(reps):
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-        return sorted(times)[len(times) // 2]
+        return time_fn(fn, repeats=reps, warmup=1, device=device)     # CUDA events on a GPU, after a warm-up call
 
     big = torch.empty((256 if on_gpu else 4) * 2 ** 20 // 4, device=device)
     copy_ms = timed(lambda: big.clone(), 10 if on_gpu else 3)

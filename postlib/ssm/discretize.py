@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._checks import check_number
+
 METHODS = ("zoh", "bilinear", "euler", "backward_euler")
 
 
@@ -31,16 +33,13 @@ def _as_matrix_pair(A, B, dt):
         raise ValueError(f"A must be a square matrix of shape (N, N), got shape {tuple(A.shape)}")
     if B.ndim not in (1, 2) or B.shape[0] != A.shape[0]:
         raise ValueError(f"B must have shape (N,) or (N, M) with N={A.shape[0]}, got shape {tuple(B.shape)}")
-    dt = float(dt)
-    if not dt > 0:
-        raise ValueError(f"dt must be > 0, got {dt}")
-    return is_torch, dt
+    return is_torch, check_number(dt, "dt", positive=True)
 
 
 def discretize(A, B, dt: float, method: str = "zoh"):
     """Discretize (A, B) with step ``dt``; numpy in → numpy out, torch in → torch out.
 
-    A: (N, N); B: (N,) or (N, M). Returns (Ā, B̄) with the shapes of (A, B).
+    A: (N, N); B: (N,) or (N, M); dt a finite number > 0. Returns (Ā, B̄) with the shapes of (A, B).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
@@ -83,7 +82,7 @@ def discrete_eigenvalue(lam, dt, method: str):
     """Where each rule sends a continuous eigenvalue λ (complex array): the scalar case of ``discretize``."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
-    z = np.asarray(lam, dtype=complex) * dt
+    z = np.asarray(lam, dtype=complex) * check_number(dt, "dt", positive=True)
     if method == "zoh":
         return np.exp(z)
     if method == "bilinear":

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_choice, check_positive_int
-from ..registry import Mixer, register_mixer
-from .scan import BACKENDS, selective_scan
+from .._checks import check_choice, check_dt_range, check_positive_int
+from ..registry import Mixer, itemsizes, register_mixer
+from .scan import BACKENDS, choose_backend, scan_bytes, selective_scan
 
 
 @register_mixer("mamba", family="ssm", causal=True,
@@ -35,7 +35,9 @@ class MambaMixer(Mixer):
         self.d_state = check_positive_int(d_state, "d_state")
         self.d_conv = check_positive_int(d_conv, "d_conv")
         self.d_inner = check_positive_int(expand, "expand") * d_model
-        self.dt_rank = dt_rank or max(1, math.ceil(d_model / 16))
+        # None: ⌈d_model/16⌉, the Mamba code base's rule. An explicit rank must be >= 1.
+        self.dt_rank = check_positive_int(max(1, math.ceil(d_model / 16)) if dt_rank is None else dt_rank, "dt_rank")
+        dt_min, dt_max = check_dt_range(dt_min, dt_max)
         self.backend = check_choice(backend, "backend", BACKENDS)
         # selective=False freezes Δ, B, C to input-independent parameters: an S4D-like (LTI) SSM
         # inside the same block, the "S4 vs S6" ablation of Mamba's Table 1.
@@ -78,6 +80,23 @@ class MambaMixer(Mixer):
         y = selective_scan(x, dt.transpose(1, 2).contiguous(), A, B, C, self.D.to(x.dtype), z.transpose(1, 2).contiguous(),
                            self.dt_proj.bias.to(x.dtype), delta_softplus=True, backend=self.backend)
         return self.out_proj(y.transpose(1, 2))
+
+    def memory_estimate(self, batch, length, dtype, mode="forward"):
+        """Linear in length: about sixteen (batch, length, d_inner) activations around the scan (projections,
+        convolution, gate, transposed copies), the projected Δ/B/C, and the scan's own working set, which
+        depends on the form ``backend="auto"`` picks for this size (``postlib.ssm.scan.scan_bytes``)."""
+        s = itemsizes(dtype)[0]
+        backend = self.backend
+        if backend == "auto":
+            backend = choose_backend(batch, self.d_inner, length, self.d_state, self.A_log.is_cuda)
+        scan_f, scan_fb = scan_bytes(batch, self.d_inner, length, self.d_state, s, backend)
+        inner = batch * length * self.d_inner * s
+        projected = batch * length * (self.dt_rank + 2 * self.d_state) * s * 3
+        outer = batch * length * self.d_model
+        # The depthwise convolution's CPU backward takes a workspace of 256 entries per channel.
+        workspace = 256 * self.d_inner * s
+        return self._estimate(mode, dtype, 16 * inner + projected + 2 * outer * s + outer + scan_f,
+                              32 * inner + 2 * projected + 4 * outer * s + outer + scan_fb + workspace)
 
     def init_state(self, batch_size, device=None, dtype=None):
         device = device or self.A_log.device

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._checks import check_positive_int
+from .._checks import check_number, check_positive_int
 from ..registry import register_mixer
-from .conv import ConvSSMMixer
+from .conv import ConvSSMMixer, at_least_fp32
 from .hippo import hippo
 
 
@@ -69,11 +69,21 @@ def s4_kernel_naive(Ad: torch.Tensor, Bd: torch.Tensor, C: torch.Tensor, L: int)
 
 
 def cauchy(v: torch.Tensor, g: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-    """The Cauchy kernel Σ_n v_n / (g_j − λ_n): v (..., N), g (L,), λ (..., N) → (..., L).
+    """The Cauchy kernel Σ_n v_n / (g_j − λ_n): v (..., N), nodes g (L,) or (..., L), λ (..., N) → (..., L).
 
     Materialises (..., L, N); the S4 paper's custom kernel avoids that, the math is the same.
     """
-    return (v[..., None, :] / (g[:, None] - lam[..., None, :])).sum(-1)
+    return (v[..., None, :] / (g[..., :, None] - lam[..., None, :])).sum(-1)
+
+
+def _check_dt(dt):
+    """Δ of the bilinear rule: finite and > 0 (g(z) = (2/Δ)(1−z)/(1+z) divides by it)."""
+    if isinstance(dt, torch.Tensor):
+        if not bool(torch.isfinite(dt).all()) or not bool((dt > 0).all()):
+            raise ValueError(f"dt must be finite and > 0 in every channel, got min {dt.min().item()}, "
+                             f"max {dt.max().item()}")
+        return dt
+    return check_number(dt, "dt", positive=True)
 
 
 def s4_kernel(Lambda, P, B, C, dt, L: int) -> torch.Tensor:
@@ -81,9 +91,10 @@ def s4_kernel(Lambda, P, B, C, dt, L: int) -> torch.Tensor:
 
     ``C`` here is the *output* matrix of the recurrence; C̃ = C (I − Ā^L) is formed inside,
     so the result equals :func:`s4_kernel_naive` exactly (not only up to the truncation).
-    Shapes: Lambda, P, B, C (..., N) complex; dt (...,) real or a float.
+    Shapes: Lambda, P, B, C (..., N) complex; dt (...,) real or a float, finite and > 0.
     """
     check_positive_int(L, "L")
+    dt = _check_dt(dt)
     Ad, _ = bilinear_dense(Lambda, P, B, dt)
     C_tilde = C - (C[..., None, :] @ torch.linalg.matrix_power(Ad, L))[..., 0, :]
     j = torch.arange(L, dtype=Lambda.real.dtype, device=Lambda.device)
@@ -96,19 +107,14 @@ def s4_kernel(Lambda, P, B, C, dt, L: int) -> torch.Tensor:
     g = (2 / dt_) * (1 - z) / (1 + z)                          # (..., L)
     Pc = P.conj()
     # Woodbury: (g − Λ + P P*)⁻¹ = R − R P (1 + P* R P)⁻¹ P* R, R = diag(1/(g − λ)).
-    k00 = _cauchy_g(C_tilde * B, g, Lambda)
-    k01 = _cauchy_g(C_tilde * P, g, Lambda)
-    k10 = _cauchy_g(Pc * B, g, Lambda)
-    k11 = _cauchy_g(Pc * P, g, Lambda)
+    k00 = cauchy(C_tilde * B, g, Lambda)
+    k01 = cauchy(C_tilde * P, g, Lambda)
+    k10 = cauchy(Pc * B, g, Lambda)
+    k11 = cauchy(Pc * P, g, Lambda)
     K_hat = 2 / (1 + z) * (k00 - k01 * k10 / (1 + k11))
     if at_minus_one:
         K_hat[..., L // 2] = (dt_ / 2 if isinstance(dt_, float) else dt_[..., 0] / 2) * (C_tilde * B).sum(-1)
     return torch.fft.ifft(K_hat, n=L, dim=-1)
-
-
-def _cauchy_g(v, g, lam):
-    """Cauchy sums with a per-channel node vector g (..., L)."""
-    return (v[..., None, :] / (g[..., :, None] - lam[..., None, :])).sum(-1)
 
 
 @register_mixer("s4", family="ssm", causal=True,
@@ -133,12 +139,24 @@ class S4Mixer(ConvSSMMixer):
         self.C = nn.Parameter(torch.view_as_real(C))
 
     def _ssm(self):
-        Lambda = torch.complex(-torch.exp(self.log_neg_re), self.im)
-        return Lambda, torch.view_as_complex(self.P), torch.view_as_complex(self.B), torch.view_as_complex(self.C)
+        """(Λ, P, B, C) complex, in at least complex64 whatever the layer's dtype (no complex half ops)."""
+        Lambda = torch.complex(-torch.exp(at_least_fp32(self.log_neg_re)), at_least_fp32(self.im))
+        P, B, C = (torch.view_as_complex(at_least_fp32(p)) for p in (self.P, self.B, self.C))
+        return Lambda, P, B, C
 
     def kernel(self, L: int) -> torch.Tensor:
         Lambda, P, B, C = self._ssm()
         return s4_kernel(Lambda, P, B, C, self.dt(), L).real
+
+    def _kernel_bytes(self, length, w):
+        # The Cauchy sums materialise (d_model, L, N) complex arrays (two at a time forward, all four
+        # sums' worth backward); Ā^L takes log2(L) squarings of (d_model, N, N) matrices, which the
+        # backward keeps.
+        H, N, cw = self.d_model, self.d_state, 2 * w
+        squarings = max(1, math.ceil(math.log2(length))) if length > 1 else 1
+        cauchy, per_position, dense = H * length * N * cw, H * length * cw, H * N * N * cw
+        return (2 * cauchy + 12 * per_position + 8 * dense,
+                10 * cauchy + 24 * per_position + (12 + 2 * squarings) * dense)
 
     def discrete_system(self):
         """(Ā (H,N,N), B̄ (H,N), C (H,N)) complex: what ``step`` runs."""

@@ -26,7 +26,7 @@ from torch import nn
 
 from .._checks import check_choice, check_positive_int
 from ..registry import register_mixer
-from .conv import ConvSSMMixer
+from .conv import ConvSSMMixer, at_least_fp32
 from .s4 import nplr_legs
 
 S4D_INITS = ("lin", "inv", "real", "legs")
@@ -50,10 +50,18 @@ def s4d_init(N: int, kind: str = "lin") -> torch.Tensor:
 
 
 def zoh_diagonal(lam: torch.Tensor, dt) -> tuple[torch.Tensor, torch.Tensor]:
-    """ZOH for diagonal A with B = 1: (Ā, B̄) = (e^{Δλ}, (e^{Δλ} − 1)/λ). lam (..., N), dt (...,)."""
-    dtl = lam * (dt[..., None] if isinstance(dt, torch.Tensor) else dt)
+    """ZOH for diagonal A with B = 1: (Ā, B̄) = (e^{Δλ}, (e^{Δλ} − 1)/λ). lam (..., N), dt (...,).
+
+    At λ = 0 (a pure integrator, dx/dt = u) B̄ takes its limit Δ instead of 0/0; B̄ is
+    computed as expm1(Δλ)/λ, accurate for small |Δλ| too.
+    """
+    dt_ = dt[..., None] if isinstance(dt, torch.Tensor) else dt
+    dtl = lam * dt_
     Ad = torch.exp(dtl)
-    return Ad, (Ad - 1) / lam
+    zero = lam == 0
+    safe = torch.where(zero, torch.ones_like(lam), lam)     # no 0/0 anywhere, so gradients stay finite too
+    Bd = torch.where(zero, dt_ * torch.ones_like(lam), torch.expm1(dtl) / safe)
+    return Ad, Bd
 
 
 def vandermonde_kernel(C_tilde: torch.Tensor, log_Ad: torch.Tensor, L: int) -> torch.Tensor:
@@ -94,6 +102,13 @@ class DiagonalSSMMixer(ConvSSMMixer):
         Ad, Bd = zoh_diagonal(lam, self.dt())
         return self.output_scale * vandermonde_kernel(C * Bd, lam * self.dt()[:, None], L).real
 
+    def _kernel_bytes(self, length, w):
+        # The Vandermonde product materialises (d_model, modes, L) complex arrays: Δλ·l, its exp, C̃ times it.
+        modes = self.log_neg_re.shape[-1]
+        vander = self.d_model * modes * length * 2 * w
+        small = 4 * self.d_model * (modes + length) * 2 * w
+        return 3 * vander + small, 5 * vander + 2 * small
+
     def init_state(self, batch_size, device=None, dtype=None):
         lam, _ = self._diag()
         dtype = dtype or self.log_dt.dtype
@@ -121,7 +136,8 @@ class S4DMixer(DiagonalSSMMixer):
         self.C = nn.Parameter(torch.view_as_real(C))
 
     def _diag(self):
-        return torch.complex(-torch.exp(self.log_neg_re), self.im), torch.view_as_complex(self.C)
+        lam = torch.complex(-torch.exp(at_least_fp32(self.log_neg_re)), at_least_fp32(self.im))
+        return lam, torch.view_as_complex(at_least_fp32(self.C))
 
 
 @register_mixer("dss", family="ssm", causal=True,
@@ -139,4 +155,5 @@ class DSSMixer(DiagonalSSMMixer):
         self.W = nn.Parameter(torch.view_as_real(W))
 
     def _diag(self):
-        return torch.complex(-torch.exp(self.log_neg_re), self.im), torch.view_as_complex(self.W)
+        lam = torch.complex(-torch.exp(at_least_fp32(self.log_neg_re)), at_least_fp32(self.im))
+        return lam, torch.view_as_complex(at_least_fp32(self.W))

@@ -7,7 +7,8 @@ ZOH, B by Euler (Δ B), as in the paper.
 
 Backends, all equal to ``"sequential"`` (tests/ssm/test_scan.py):
 
-* ``"sequential"``  the loop that is the definition; state (batch, dim, N).
+* ``"sequential"``  the loop that is the definition; state (batch, dim, N). The Triton kernel
+                    ``postlib.kernels.selective_scan.selective_scan_triton`` is held to it.
 * ``"parallel"``    an associative scan over (a, b) pairs, (a₂, b₂)∘(a₁, b₁) = (a₂a₁, a₂b₁ + b₂),
                     depth O(log L): pairs are combined, the half-length problem is solved
                     recursively, then the odd positions are filled in. It materialises
@@ -28,7 +29,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_choice, check_same, check_tensor
+from .._checks import check_choice, check_positive_int, check_same, check_tensor
 
 BACKENDS = ("auto", "sequential", "parallel", "chunked", "triton")
 # CPU crossover (bench/results/cpu_scan_crossover.json, L = 4096, N = 16): the parallel scan wins
@@ -91,22 +92,53 @@ def prepare_delta(delta, delta_bias=None, delta_softplus=False):
 
 def pick_backend(u: torch.Tensor, N: int) -> str:
     """The ``"auto"`` rule: Triton on CUDA; on CPU by L and by the per-step state size batch·dim·N (see the constants)."""
-    if u.is_cuda:
+    return choose_backend(u.shape[0], u.shape[1], u.shape[-1], N, u.is_cuda)
+
+
+def choose_backend(batch: int, dim: int, length: int, N: int, on_cuda: bool) -> str:
+    """``pick_backend`` from sizes alone (what a memory estimate needs before any tensor exists)."""
+    if on_cuda:
         from ..kernels import triton_available
         return "triton" if triton_available() else "chunked"
-    if u.shape[-1] <= SEQUENTIAL_MAX_LENGTH:      # short sequences: the loop's few steps beat any set-up
+    if length <= SEQUENTIAL_MAX_LENGTH:           # short sequences: the loop's few steps beat any set-up
         return "sequential"
-    states = u.shape[0] * u.shape[1] * N
-    if states <= PARALLEL_MAX_STATES:
+    if batch * dim * N <= PARALLEL_MAX_STATES:
         return "parallel"
     return "chunked"
 
 
+def scan_bytes(batch: int, dim: int, length: int, N: int, itemsize: int, backend: str) -> tuple[int, int]:
+    """(forward, forward + backward) bytes a ``selective_scan`` call holds beyond its inputs, by form.
+
+    sequential: one step's (batch, dim, N) state forward, every step's under autograd. parallel: the
+    (batch, dim, N, L) decays, inputs and states, and the halving levels of the scan. chunked (and the
+    Triton kernel, whose backward runs the chunked form): the (batch, dim, L/T, N) chunk states of one
+    step forward, of every step backward. Plus (batch, dim, L) copies: Δ, the outputs, the padding.
+    """
+    per_step = batch * dim * N * itemsize
+    signal = batch * dim * length * itemsize
+    if backend == "sequential":
+        return 8 * per_step + 4 * signal, 8 * length * per_step + 6 * signal
+    if backend == "parallel":
+        return 8 * length * per_step + 4 * signal, 16 * length * per_step + 6 * signal
+    chunk = max(1, math.ceil(math.sqrt(length)))
+    chunks = -(-length // chunk)
+    padded = chunks * chunk
+    return 14 * chunks * per_step + 8 * signal, 10 * padded * per_step + 10 * signal
+
+
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, *,
                    return_last_state=False, backend="auto", chunk_size=None):
-    """Mamba's selective scan. Returns y (batch, dim, L), and the final state (batch, dim, N) if asked."""
+    """Mamba's selective scan. Returns y (batch, dim, L), and the final state (batch, dim, N) if asked.
+
+    ``chunk_size`` (an int >= 1) is the chunk length T of the ``"chunked"`` form, default ⌈√L⌉;
+    the other forms have no chunks and ignore it. Every form stays causal under non-finite
+    input: a NaN at step t reaches only the outputs at t and later (tests/ssm/test_scan.py).
+    """
     check_choice(backend, "backend", BACKENDS)
     _check_inputs(u, delta, A, B, C, D, z, delta_bias)
+    if chunk_size is not None:
+        check_positive_int(chunk_size, "chunk_size")
     if backend == "auto":
         backend = pick_backend(u, A.shape[1])
     if backend == "triton":
@@ -153,6 +185,12 @@ def associative_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     Level by level: combine neighbours (a₁,b₁),(a₂,b₂) → (a₂a₁, a₂b₁ + b₂), solve the half-length
     problem (its answers are h at the odd positions), then h_even = a_even · h_{previous odd} + b_even.
     """
+    check_tensor(a, "a", None, "(..., L, N)")
+    check_tensor(b, "b", None, "(..., L, N)")
+    if a.dim() < 2 or b.shape != a.shape:
+        raise ValueError(f"a and b must have the same shape (..., L, N), got a {tuple(a.shape)} and b {tuple(b.shape)}")
+    if a.shape[-2] == 0:
+        raise ValueError(f"a and b must have length L >= 1 along dim -2 (..., L, N), got shape {tuple(a.shape)}")
     return scan_last_dim(a.transpose(-1, -2), b.transpose(-1, -2)).transpose(-1, -2)
 
 
@@ -160,6 +198,8 @@ def scan_last_dim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``associative_scan`` along the last dim. With time innermost (contiguous), every level's
     even/odd slices are cheap strided views: this layout makes the CPU parallel scan ~1.6x faster."""
     L = a.shape[-1]
+    if L == 0:
+        raise ValueError(f"a and b must have length L >= 1 along the last dim, got shape {tuple(a.shape)}")
     if L == 1:
         return b
     if L % 2:                                           # pad with the identity element (a=1, b=0)
@@ -190,7 +230,7 @@ def _scan_chunked(u, delta, A, B, C, chunk_size=None):
     """Chunks in lockstep; see the module docstring. Equal to the loop in exact arithmetic."""
     bsz, dim, L = u.shape
     N = A.shape[1]
-    T = chunk_size or max(1, int(math.ceil(math.sqrt(L))))
+    T = max(1, int(math.ceil(math.sqrt(L)))) if chunk_size is None else chunk_size
     nc = -(-L // T)
     pad = nc * T - L
     Bt, Ct = _bc_per_channel(B, dim), _bc_per_channel(C, dim)   # (b|1, dim|1, L|1, N)

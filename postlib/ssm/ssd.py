@@ -15,11 +15,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_positive_int, check_tensor
+from .._checks import CAUSAL_NONFINITE, check_finite, check_positive_int, check_tensor
 
 
 def ssd_chunked(u, delta, A, B, C, chunk_size: int = 16):
-    """u (batch, heads, P, L); delta (batch, heads, L); A (heads,) negative; B, C (batch, N, L) → y (batch, heads, P, L)."""
+    """u (batch, heads, P, L); delta (batch, heads, L); A (heads,) negative; B, C (batch, N, L) → y (batch, heads, P, L).
+
+    Inputs must be finite: the intra-chunk product is masked, and 0·NaN = NaN would carry
+    a later NaN to earlier outputs of the same chunk.
+    """
     check_tensor(u, "u", 4, "(batch, heads, P, L)")
     b, H, P, L = u.shape
     check_tensor(delta, "delta", 3, "(batch, heads, L)")
@@ -32,6 +36,11 @@ def ssd_chunked(u, delta, A, B, C, chunk_size: int = 16):
         check_tensor(M, name, 3, "(batch, N, L)")
         if M.shape[0] != b or M.shape[2] != L:
             raise ValueError(f"{name} must have shape (batch, N, L) with batch={b}, L={L}, got {tuple(M.shape)}")
+    if C.shape != B.shape:
+        raise ValueError(f"B and C must have the same shape (batch, N, L) (one state size N), got B {tuple(B.shape)} "
+                         f"and C {tuple(C.shape)}")
+    for t, name in ((u, "u"), (delta, "delta"), (A, "A"), (B, "B"), (C, "C")):
+        check_finite(t, name, CAUSAL_NONFINITE)
     T = check_positive_int(chunk_size, "chunk_size")
     nc = -(-L // T)
     pad = nc * T - L

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_every_experiment_declares_the_interface():
     found = experiments()
-    assert {"mixers", "memory-wall"} <= set(found)
+    assert {"mixers", "memory-wall", "scan-crossover", "linear-attention", "generation"} <= set(found)
     for command, module in found.items():
         assert isinstance(module.SUMMARY, str) and module.SUMMARY, command
         assert module.RESULT.endswith(".json"), command
@@ -37,3 +37,45 @@ def test_unknown_experiment_is_refused():
         assert exit_.code == 2
     else:  # pragma: no cover
         raise AssertionError("an unknown experiment must be refused")
+
+
+def test_every_recorded_result_has_its_experiment():
+    """One home for benchmarks: each committed CPU record is written by an experiment module
+    (gpu_check.json comes from ``make gpu-check``, the kernels' own checks)."""
+    from postlib.bench import RESULTS_DIR
+
+    written = {module.RESULT for module in experiments().values()}
+    recorded = {p.name for p in RESULTS_DIR.glob("*.json")} - {"gpu_check.json"}
+    assert recorded <= written, f"recorded without an experiment: {sorted(recorded - written)}"
+
+
+def test_no_benchmark_modules_outside_the_bench():
+    for old in ("postlib/ssm/scan_bench.py", "postlib/attention/approx_bench.py", "postlib/bench/memory_wall.py"):
+        assert not (ROOT / old).exists(), old
+
+
+def _record(command, *argv):
+    args = build_parser().parse_args([command, "--quiet", *argv])
+    doc = args._module.record(args)
+    assert doc["title"] and doc["rows"] and all(r["status"] == "ok" for r in doc["rows"])
+    return args, doc
+
+
+def test_scan_crossover_records_every_form_and_the_ratios():
+    _, doc = _record("scan-crossover", "--dims", "4,64", "--length", "64", "--repeats", "1")
+    assert {r["name"] for r in doc["rows"]} >= {"sequential", "parallel", "chunked", "auto"}
+    assert [r["dim"] for r in doc["ratios"]] == [4, 64]
+    assert {r["picked"] for r in doc["rows"] if r["name"] == "auto"} <= {"sequential", "parallel", "chunked"}
+
+
+def test_linear_attention_scaling_records_the_exponents():
+    args, doc = _record("linear-attention", "--lengths", "32,64", "--softmax-lengths", "32,64", "--heads", "1",
+                        "--head-dim", "8", "--repeats", "1", "--softmax-repeats", "1")
+    assert args.threads == 1                          # the experiment's default (THREADS)
+    assert set(doc["exponents"]) == {r["name"] for r in doc["rows"]}
+
+
+def test_generation_records_the_speedups():
+    _, doc = _record("generation", "--lengths", "8,16", "--d-model", "16", "--heads", "2", "--repeats", "1",
+                     "--warmup", "0")
+    assert doc["speedup_at"] == 16 and doc["speedups"]["linear (recurrent)"] == 1.0

@@ -4,8 +4,7 @@ import math
 import pytest
 import torch
 
-from postlib.bench import (ROW_KEYS, estimate_bytes, fit_exponent, measure_functions, measure_mixers,
-                           memory_wall)
+from postlib.bench import ROW_KEYS, estimate_bytes, fit_exponent, measure_functions, measure_mixers, memory_wall
 
 
 def test_fit_exponent_recovers_power_laws():
@@ -44,13 +43,66 @@ def test_measure_mixers_budget_skips_instead_of_crashing():
     assert skipped["status"].startswith("skipped: estimated") and skipped["time_ms"] is None
 
 
-def test_estimate_bytes_is_quadratic_for_attention_only():
-    mixer = torch.nn.Linear(4, 4)
-    mixer.n_heads, mixer.d_model = 2, 4
-    att = estimate_bytes(mixer, 1, 1000, torch.float32, family="attention")
-    assert att == 2 * 1000 * 1000 * 4
-    assert estimate_bytes(mixer, 1, 1000, torch.float32, "forward_backward", family="attention") == 2 * att
-    assert estimate_bytes(mixer, 1, 1000, torch.float32, family="ssm") == 16 * 1000 * 4 * 4
+def test_estimate_bytes_is_the_mixers_own_bound_or_none():
+    from postlib import build_mixer
+    from postlib.attention.mixers import SoftmaxAttentionMixer
+
+    mixer = build_mixer("softmax", 8)
+    assert estimate_bytes(mixer, 1, 100, torch.float32) == mixer.memory_estimate(1, 100, torch.float32)
+    assert (estimate_bytes(mixer, 1, 100, torch.float32, "forward_backward")
+            > estimate_bytes(mixer, 1, 100, torch.float32))
+    assert estimate_bytes(torch.nn.Linear(4, 4), 1, 100, torch.float32) is None   # no memory_estimate at all
+    with pytest.raises(ValueError, match="mode must be one of"):
+        estimate_bytes(mixer, 1, 100, torch.float32, "backward")
+    with pytest.raises(TypeError, match="length must be an int"):
+        estimate_bytes(mixer, 1, 8.5, torch.float32)
+    assert not hasattr(__import__("postlib.bench.measure", fromlist=["x"]), "QUADRATIC_FAMILIES")
+    assert isinstance(SoftmaxAttentionMixer.memory_estimate(mixer, 2, 64, torch.float64, "forward"), int)
+
+
+def test_over_budget_is_refused_before_anything_runs(monkeypatch):
+    from postlib.attention.mixers import SoftmaxAttentionMixer
+
+    def must_not_run(self, x):
+        raise AssertionError("an over-budget configuration must not be run")
+    monkeypatch.setattr(SoftmaxAttentionMixer, "_forward", must_not_run)
+    rows = measure_mixers(["softmax"], [4096], d_model=8, repeats=1, warmup=0, max_bytes=2**20)
+    assert all(r["status"].startswith("skipped: estimated") and "exceeds the budget of 1 MiB" in r["status"]
+               for r in rows)
+
+
+def test_an_estimate_exactly_at_the_budget_is_refused(monkeypatch):
+    from postlib.attention.mixers import SoftmaxAttentionMixer
+
+    monkeypatch.setattr(SoftmaxAttentionMixer, "memory_estimate", lambda self, b, n, d, mode="forward": 2**22)
+    at, below = (measure_mixers(["softmax"], [8], d_model=8, modes=["forward"], repeats=1, warmup=0, memory=False,
+                                max_bytes=budget)[0] for budget in (2**22, 2**22 + 1))
+    assert at["status"].startswith("skipped: estimated 4 MiB") and below["status"] == "ok"
+
+
+def test_a_mixer_without_an_estimate_is_measured_cautiously(monkeypatch):
+    from postlib.attention.mixers import SoftmaxAttentionMixer
+
+    monkeypatch.setattr(SoftmaxAttentionMixer, "memory_estimate", lambda self, *a, **kw: None)
+    budget = 2**21
+    rows = measure_mixers(["softmax"], [16, 128, 1024], d_model=8, modes=["forward"], repeats=1, warmup=0,
+                          max_bytes=budget)
+    assert [r["status"] for r in rows[:2]] == ["ok", "ok"]          # probed, then extrapolated from 16 to 128
+    assert rows[2]["status"].startswith("skipped: no memory estimate; the peak measured at length 128")
+    assert rows[1]["peak_mem_bytes"] * (1024 / 128) ** 2 >= budget  # the L² extrapolation that refused it
+
+
+def test_repeats_and_lengths_are_checked_not_bent():
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        measure_mixers(["softmax"], [8], repeats=0)
+    with pytest.raises(ValueError, match="warmup must be >= 0"):
+        measure_mixers(["softmax"], [8], warmup=-1)
+    with pytest.raises(TypeError, match="lengths must hold integers >= 1, got 8.7"):
+        measure_mixers(["softmax"], [8.7])
+    with pytest.raises(TypeError, match="lengths must hold integers"):
+        measure_functions({"f": lambda n: (lambda: None)}, [8.7])
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        measure_functions({"f": lambda n: (lambda: None)}, [8], repeats=0)
 
 
 def test_a_mixer_refusing_a_length_becomes_a_skipped_row(monkeypatch):

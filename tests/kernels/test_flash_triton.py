@@ -9,9 +9,7 @@ import pytest
 import torch
 
 from postlib.attention import causal_mask, flash_attention, softmax_attention
-from postlib.attention.flash import flash_attention_torch
-from postlib.kernels.flash_fwd import (FlashAttentionFunction, flash_attention_backward_torch,
-                                       flash_attention_triton)
+from postlib.kernels.flash_fwd import flash_attention_triton
 from postlib.testing import assert_rel_rms
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -94,10 +92,14 @@ def test_causal_tiles_beyond_the_diagonal_are_never_read():
     # With 16 query rows per program and 16-key tiles, rows 0..31 never need keys >= 32.
     # Poison those values with NaN: a kernel that masked (instead of skipping) the tiles
     # would compute 0 * NaN = NaN for rows 0..31; a kernel that skips them stays exact.
+    # (The public function refuses NaN input when causal, so this probe calls the launch directly.)
+    from postlib.kernels.flash_fwd import _launch
     q, k, v = qkv(64, 64, 16, b=1, h=1)
     v_poisoned = v.clone()
     v_poisoned[:, :, 32:] = float("nan")
-    out = flash_attention_triton(q, k, v_poisoned, causal=True, block_size=16, query_block=16)
+    with pytest.raises(ValueError, match="v must be finite"):
+        flash_attention_triton(q, k, v_poisoned, causal=True, block_size=16, query_block=16)
+    out, _ = _launch(q, k, v_poisoned, causal=True, block_size=16, scale=16 ** -0.5, query_block=16)
     ref = softmax_attention(q[:, :, :32], k[:, :, :32], v[:, :, :32], causal=True)
     assert torch.isfinite(out[:, :, :32]).all()
     assert_rel_rms(ref, out[:, :, :32], 1e-5)
@@ -135,22 +137,3 @@ def test_gradients_equal_reference(lq, lk, causal):
     got = torch.autograd.grad(flash_attention_triton(q, k, v, causal=causal, block_size=16), (q, k, v), grad_out)
     for name, r, g in zip("qkv", ref, got):
         assert_rel_rms(r, g, 1e-5, what=f"d{name}")
-
-
-def test_tiled_backward_fp64_equals_autograd_of_reference():
-    q, k, v = (t.double().cpu().requires_grad_() for t in qkv(13, 29, 8, dv=5))
-    grad_out = torch.randn(2, 3, 13, 5, dtype=torch.float64)
-    ref = torch.autograd.grad(softmax_attention(q, k, v, causal=True), (q, k, v), grad_out)
-    out, lse = flash_attention_torch(q, k, v, causal=True, block_size=4, return_stats=True)
-    got = flash_attention_backward_torch(q, k, v, out, lse, grad_out, True, 8 ** -0.5, block_size=6)
-    for name, r, g in zip("qkv", ref, got):
-        assert_rel_rms(r, g, 1e-12, what=f"d{name}")
-
-
-def test_gradcheck_autograd_function_fp64():
-    # The Triton forward has no fp64 path, so gradcheck swaps in its torch twin as the forward;
-    # the backward under test is the same code the Triton path uses.
-    q, k, v = (t[:1, :2].double().cpu().requires_grad_() for t in qkv(5, 9, 3))
-    twin = lambda a, b, c: flash_attention_torch(a, b, c, causal=True, block_size=2, return_stats=True)  # noqa: E731
-    fn = lambda a, b, c: FlashAttentionFunction.apply(a, b, c, True, 3 ** -0.5, 2, twin)[0]  # noqa: E731
-    assert torch.autograd.gradcheck(fn, (q, k, v))

@@ -41,6 +41,14 @@ def test_cauchy_is_the_sum():
     torch.testing.assert_close(cauchy(v, g, lam), expected)
 
 
+def test_cauchy_takes_per_channel_nodes():
+    """S4's kernel evaluates the Cauchy sums at nodes g (channels, L) that depend on each channel's Δ."""
+    v, lam = torch.randn(2, 4, dtype=torch.complex128), torch.randn(2, 4, dtype=torch.complex128)
+    g = torch.randn(2, 3, dtype=torch.complex128)
+    expected = torch.stack([cauchy(v[h], g[h], lam[h]) for h in range(2)])
+    torch.testing.assert_close(cauchy(v, g, lam), expected)
+
+
 @pytest.mark.parametrize("L", [1, 17, 64])
 def test_fft_conv_equals_direct_sum(L):
     u, K = torch.randn(2, 3, L, dtype=torch.float64), torch.randn(3, L, dtype=torch.float64)

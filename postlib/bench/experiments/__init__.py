@@ -16,10 +16,18 @@ A module ``postlib/bench/experiments/<name>.py`` (the command is ``<name>`` with
     ``{"title": str, "rows": list[dict], "notes": str (optional), **extra}``.
     The CLI adds the provenance (device, versions, date, threads, load) and
     writes the JSON and its CSV with ``postlib.bench.save_results``.
+    Timing goes through ``postlib.bench.time_fn`` (or ``measure_functions`` /
+    ``measure_mixers``, which use it), memory through ``postlib.bench.peak_memory``.
+``THREADS: int`` (optional)
+    The default of ``--threads`` for this experiment (else torch's default).
+
+What a chapter needs to run an experiment live at a small size (its factories or
+its sweep function) is imported from the experiment module itself, so the live
+run and the record are the same code.
 
 Modules are found by :func:`experiments`, so a new experiment needs no edit
 anywhere else; ``tests/bench/test_experiments.py`` checks that each one
-declares the interface.
+declares the interface and that every recorded file has its experiment.
 """
 from __future__ import annotations
 

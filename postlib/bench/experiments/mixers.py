@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import json
 
-from ..measure import MODES, measure_mixers
-from ..memory_wall import fit_rows
+from ..measure import MODES, fit_rows, measure_mixers
 from ._args import DTYPES, add_device_arguments, int_list, str_list
 
 SUMMARY = "sweep registered mixers over lengths: time and peak memory, forward and backward"
@@ -25,7 +24,7 @@ def add_arguments(parser) -> None:
                         help='mixer constructor kwargs as JSON, for all mixers or per name, e.g. '
                              '\'{"linformer": {"max_length": 4096}}\'')
     parser.add_argument("--max-mib", type=float, default=None,
-                        help="skip configurations whose estimated working set exceeds this many MiB")
+                        help="skip configurations whose memory estimate reaches this many MiB (before running them)")
     parser.add_argument("--title", default=None)
 
 

@@ -1,23 +1,37 @@
-"""The CPU crossover benchmark of the selective scan (recorded in bench/results/cpu_scan_crossover.json).
+"""The CPU crossover of the selective scan: which form wins at which state size.
 
-At L = 4096, batch 1, N = 16 and a range of dim, time every backend *side by side*: each round
-runs every form once, in a rotating order, so that the load of a shared machine hits all forms
-alike; the reported time is the median over rounds. ``mambapy``'s pscan (an independent PyTorch
-Blelloch scan on (B, L, D, N)) is timed as a peer when installed, with the same Δ/A/B/C
-preparation and readout around it, so only the scan itself differs.
+At L = 4096, batch 1, N = 16 and a range of dim, every backend of
+``postlib.ssm.selective_scan`` is timed *side by side*: each round runs every form
+once (``postlib.bench.time_fn``, one call), in a rotating order, so that the load of
+a shared machine hits all forms alike; the reported time is the median over rounds.
+``mambapy``'s pscan (an independent PyTorch Blelloch scan on (B, L, D, N)) is timed
+as a peer when installed, with the same Δ/A/B/C preparation and readout around it,
+so only the scan itself differs. The ``auto`` rule (``postlib.ssm.scan.pick_backend``)
+is read off this record; the Mamba chapter shows it.
 
-    python -m postlib.ssm.scan_bench            # records the results file
+    python -m postlib.bench scan-crossover        # records postlib/bench/results/cpu_scan_crossover.json
 """
 from __future__ import annotations
 
+import os
 import statistics
-import time
 
 import torch
 
-from .scan import pick_backend, selective_scan
+from ..core import time_fn
+from ._args import int_list
 
+SUMMARY = "selective scan on CPU: sequential vs parallel vs chunked vs auto (vs mambapy), against dim·N"
+RESULT = "cpu_scan_crossover.json"
 FORMS = ("sequential", "parallel", "chunked", "auto")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--dims", type=int_list, default=[16, 32, 64, 128, 256, 512], help="channels (dim) to sweep")
+    parser.add_argument("--length", type=int, default=4096)
+    parser.add_argument("--state", type=int, default=16, help="state size N")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (median over them)")
 
 
 def _mambapy_scan():
@@ -35,10 +49,10 @@ def _mambapy_scan():
 
 
 def crossover(dims=(16, 32, 64, 128, 256, 512), *, L: int = 4096, N: int = 16, batch: int = 1, rounds: int = 5,
-              threads: int | None = None, progress: bool = False) -> list[dict]:
+              progress: bool = False) -> list[dict]:
     """Rows {name, dim, N, states=dim·N, length, time_ms (median), times_ms (all rounds), picked, ...}."""
-    if threads:
-        torch.set_num_threads(threads)
+    from ...ssm.scan import pick_backend, selective_scan
+
     peer = _mambapy_scan()
     rows = []
     for dim in dims:
@@ -55,14 +69,11 @@ def crossover(dims=(16, 32, 64, 128, 256, 512), *, L: int = 4096, N: int = 16, b
         with torch.no_grad():
             ref = fns["sequential"]()
             for k in names:            # warm-up, and every form must agree with the loop
-                out = fns[k]()
-                if not torch.allclose(out, ref, rtol=1e-3, atol=1e-3):
+                if not torch.allclose(fns[k](), ref, rtol=1e-3, atol=1e-3):
                     raise AssertionError(f"{k} disagrees with the sequential scan at dim={dim}")
             for r in range(rounds):
                 for k in names[r % len(names):] + names[:r % len(names)]:
-                    t0 = time.perf_counter()
-                    fns[k]()
-                    times[k].append((time.perf_counter() - t0) * 1e3)
+                    times[k].append(time_fn(fns[k], repeats=1, warmup=0))
         picked = pick_backend(u, N)
         for k in names:
             rows.append(dict(name=k, length=L, batch=batch, d_model=dim, dim=dim, N=N, states=dim * N,
@@ -86,25 +97,17 @@ def ratios(rows: list[dict]) -> list[dict]:
     return out
 
 
-def record(path=None, **kw):
-    from ..bench import RESULTS_DIR, provenance, save_results
-    import os
+def record(args) -> dict:
     # torch's default thread count (all cores) is what a reader gets; with one thread the loop's tiny ops
     # get cheaper and the chunked form only ties it at dim >= 256 (seen on the 2-core build machine).
-    kw.setdefault("threads", torch.get_num_threads())
     load_before = os.getloadavg()[0]
-    rows = crossover(progress=True, **kw)
-    notes = ("Selective scan forward, fp32, batch 1, N 16, L 4096, no autograd, "
-             f"{kw['threads']} torch thread(s). Each round times every form once in "
-             "a rotating order; time_ms is the median over rounds (times_ms lists them all). Load average "
-             f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run: on a busy machine compare forms "
-             "within a row, not across files. "
-             "'auto' is selective_scan(backend='auto'); 'picked' is the form it chose. 'mambapy pscan' is the "
-             "mambapy package's Blelloch scan with the same Δ/A/B/C preparation around it.")
-    return save_results(rows, path or RESULTS_DIR / "cpu_scan_crossover.json",
-                        title="CPU selective scan: sequential vs parallel vs chunked vs auto vs mambapy, against dim·N",
-                        notes=notes, provenance=provenance("cpu"), extra={"ratios": ratios(rows)})
-
-
-if __name__ == "__main__":  # pragma: no cover
-    print(record())
+    rows = crossover(args.dims, L=args.length, N=args.state, batch=args.batch, rounds=args.repeats,
+                     progress=not args.quiet)
+    notes = (f"Selective scan forward, fp32, batch {args.batch}, N {args.state}, L {args.length}, no autograd, "
+             f"{torch.get_num_threads()} torch thread(s). Each round times every form once in a rotating order; "
+             f"time_ms is the median over rounds (times_ms lists them all). Load average {load_before:.1f} before "
+             f"and {os.getloadavg()[0]:.1f} after the run: on a busy machine compare forms within a row, not across "
+             "files. 'auto' is selective_scan(backend='auto'); 'picked' is the form it chose. 'mambapy pscan' is "
+             "the mambapy package's Blelloch scan with the same Δ/A/B/C preparation around it.")
+    return {"title": "CPU selective scan: sequential vs parallel vs chunked vs auto vs mambapy, against dim·N",
+            "rows": rows, "notes": notes, "ratios": ratios(rows)}
