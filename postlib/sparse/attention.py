@@ -23,7 +23,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_choice, check_positive_int, check_qkv
+from .._checks import CAUSAL_NONFINITE, check_choice, check_finite, check_number, check_positive_int, check_qkv
 from .masks import Pattern, attention_mask, make_pattern
 
 BACKENDS = ("auto", "torch", "triton")
@@ -136,18 +136,16 @@ def _per_head_offsets(params: dict, heads: int):
 
 
 def check_finite_qkv(q, k, v) -> None:
-    """Refuse NaN/±inf: in a tile shared by past and future keys, 0·NaN = NaN would leak a future value
-    into earlier outputs (a masked product does not stop NaN), so non-finite input is an error here."""
+    """Refuse NaN/±inf (unless inside ``postlib.allow_nonfinite()``): in a tile shared by past and future keys,
+    0·NaN = NaN would leak a future value into earlier outputs, since a masked product does not stop NaN."""
     for t, name in ((q, "q"), (k, "k"), (v, "v")):
-        if t.numel() and not bool(torch.isfinite(t).all()):
-            where = (~torch.isfinite(t)).nonzero()[0].tolist()
-            raise ValueError(f"{name} must be finite (batch, heads, length, head_dim), but {name}{where} = "
-                             f"{t[tuple(where)].item()}: a masked product would spread it to other positions "
-                             "(0·NaN = NaN)")
+        check_finite(t, name, CAUSAL_NONFINITE)
 
 
-def _check_args(q, k, v, kind, backend, params):
+def _check_args(q, k, v, kind, backend, params, scale=None):
     check_qkv(q, k, v)
+    if scale is not None:
+        check_number(scale, "scale")
     check_finite_qkv(q, k, v)
     if q.shape[2] != k.shape[2]:
         raise ValueError(f"sparse attention is self-attention: q and k must have the same length, got q "
@@ -159,7 +157,7 @@ def _check_args(q, k, v, kind, backend, params):
 
 def sparse_attention_reference(q, k, v, kind: str, *, causal: bool = False, scale: float | None = None, **params):
     """The definition: dense scores masked by ``attention_mask`` (builds L × L; tests and pictures only)."""
-    offsets = _check_args(q, k, v, kind, "torch", params)
+    offsets = _check_args(q, k, v, kind, "torch", params, scale)
     L = q.shape[2]
     if offsets is None:
         mask = attention_mask(kind, L, causal=causal, **params)
@@ -185,7 +183,7 @@ def sparse_attention(q, k, v, kind: str, *, causal: bool = False, backend: str =
     Returns: (batch, heads, length, head_dim_v), equal to ``sparse_attention_reference``
     (``tests/sparse/test_sparse_attention.py``); a query that sees no key gets zeros.
     """
-    offsets = _check_args(q, k, v, kind, backend, params)
+    offsets = _check_args(q, k, v, kind, backend, params, scale)
     check_positive_int(tile, "tile")
     if backend == "auto":
         from ..kernels import triton_available

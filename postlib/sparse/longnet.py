@@ -36,7 +36,7 @@ import math
 
 import torch
 
-from .._checks import check_choice, check_positive_int, check_qkv
+from .._checks import check_choice, check_number, check_positive_int, check_qkv
 from .attention import BACKENDS, check_finite_qkv, masked_attention, pattern_attention
 from .masks import attention_mask, check_params, make_pattern
 
@@ -66,8 +66,10 @@ def offset_table(offset, heads: int, dilations) -> list[list[int]]:
     return table
 
 
-def _check(q, k, v, segment_lengths, dilations, offset):
+def _check(q, k, v, segment_lengths, dilations, offset, scale=None):
     check_qkv(q, k, v)
+    if scale is not None:
+        check_number(scale, "scale")
     check_finite_qkv(q, k, v)
     if q.shape[2] != k.shape[2]:
         raise ValueError(f"dilated attention is self-attention: q and k must have the same length, got q "
@@ -94,7 +96,7 @@ def dilated_attention_reference(q, k, v, segment_lengths, dilations, *, causal: 
 
     Builds (heads, L, L) masks: tests and small pictures only.
     """
-    pairs, table = _check(q, k, v, segment_lengths, dilations, offset)
+    pairs, table = _check(q, k, v, segment_lengths, dilations, offset, scale)
     L, H = q.shape[2], q.shape[1]
     outs, lses = [], []
     for p, (w, r) in enumerate(pairs):
@@ -127,7 +129,7 @@ def dilated_attention(q, k, v, segment_lengths, dilations, *, causal: bool = Fal
         tile: the tile of the block-sparse forms (capped at the gathered segment length).
     Never builds an L × L matrix: a branch costs O((L / w) · (w / r)²).
     """
-    pairs, table = _check(q, k, v, segment_lengths, dilations, offset)
+    pairs, table = _check(q, k, v, segment_lengths, dilations, offset, scale)
     check_choice(backend, "backend", BACKENDS)
     check_positive_int(tile, "tile")
     if backend == "auto":

@@ -1,9 +1,8 @@
 """The block-sparse PyTorch form equals masked dense attention (fp64), and never holds the L × L scores."""
-import itertools
-
 import pytest
 import torch
 
+import postlib
 from postlib.bench import peak_memory
 from postlib.sparse import attention_mask, blocked_attention, make_pattern, sparse_attention, \
     sparse_attention_reference
@@ -119,7 +118,7 @@ def test_bad_input():
         sparse_attention(q, k, v, "longformer", window=3, global_tokens=[8])
     bad = v.clone()
     bad[0, 0, 7, 0] = float("nan")
-    with pytest.raises(ValueError, match="v must be finite"):
+    with pytest.raises(ValueError, match=r"v must be finite, but v\[0, 0, 7, 0\] = nan"):
         sparse_attention(q, k, bad, "sliding", causal=True, window=3)
 
 
@@ -127,3 +126,13 @@ def test_empty_batch():
     q, k, v = qkv(9)
     for kind, params in [("sliding", dict(window=3)), ("dilated", dict(segment_lengths=[4], dilations=[2]))]:
         assert sparse_attention(q[:0], k[:0], v[:0], kind, backend="torch", **params).shape == (0, 3, 9, 8)
+
+
+def test_non_finite_input_can_be_let_through_on_purpose():
+    q, k, v = qkv(8)
+    v[0, 0, 7, 0] = float("nan")
+    with postlib.allow_nonfinite():
+        out = sparse_attention(q, k, v, "sliding", causal=True, window=3, backend="torch", tile=8)
+    assert torch.isnan(out[0, 0, 7]).any()
+    with pytest.raises(ValueError, match="scale must be a finite number"):
+        sparse_attention(q, k, q, "sliding", window=3, scale=float("nan"))
