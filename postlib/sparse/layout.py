@@ -18,7 +18,7 @@ ends alone:
   form an interval [first_I, last_I] (every segment strictly inside a tile is whole and
   has position o); tile (I, J) meets the pair iff the row and column intervals meet.
 
-All of it costs O(L) plus O(number of tiles); ``tests/sparse/test_layout.py`` checks
+All of it costs O(L) plus O(number of tiles); ``tests/sparse/test_masks.py`` checks
 ``any`` and ``full`` against the dense mask for every kind.
 """
 from __future__ import annotations
