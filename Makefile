@@ -10,8 +10,10 @@ HOST   ?= 127.0.0.1
 # Pinned for local and CI installs (a CPU wheel); the package itself asks only torch>=2.1 so Colab keeps its own.
 TORCH_PIN ?= torch==2.13.0
 PYTEST_ARGS ?=
+# Extra options for the dashboard server, e.g. DASHBOARD_ARGS="--public-host class.example.org --num-procs 2".
+DASHBOARD_ARGS ?=
 
-.PHONY: install book instructor student student-notebooks static dashboard serve test test-fast gpu-check bench sync clean
+.PHONY: install book instructor student student-notebooks static dashboard serve test test-fast smoke gpu-check bench sync clean
 
 install: $(VENV)/.installed
 
@@ -22,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[book,apps,dev]"
 	@touch $@
 
-# plotly.js served from the site itself (no CDN); copied from the installed plotly package.
+# plotly.js (and postlib/viz/static/postlib-figures.js) served from the site itself (no CDN).
 static: install
 	@$(BIN)/python -c "from postlib.book import install_static; install_static('_static')"
 
@@ -48,14 +50,14 @@ student-notebooks: install
 	$(BIN)/python -m postlib.exercises student
 
 dashboard: install
-	$(BIN)/python -m apps.serve --port $(PORT) --address $(HOST)
+	$(BIN)/python -m apps.serve --port $(PORT) --address $(HOST) $(DASHBOARD_ARGS)
 
 serve: book
 	@echo "Book:      http://$(HOST):$(BOOK_PORT)/"
 	@echo "Dashboard: http://$(HOST):$(PORT)/dashboard"
 	@$(BIN)/python -m http.server $(BOOK_PORT) --bind $(HOST) --directory _build/html > /dev/null 2>&1 & \
 	  trap "kill $$! 2>/dev/null" EXIT INT TERM; \
-	  $(BIN)/python -m apps.serve --port $(PORT) --address $(HOST)
+	  $(BIN)/python -m apps.serve --port $(PORT) --address $(HOST) $(DASHBOARD_ARGS)
 
 test: install static
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
@@ -64,10 +66,15 @@ test: install static
 test-fast: install
 	$(BIN)/python -m pytest -n 2 -m "not book and not browser" $(PYTEST_ARGS)
 
-# Keep each chapter's .md and its output-free Colab .ipynb in sync.
+# Regenerate every page's first cell (the Colab install cell) from _config.yml's repository.url and
+# keep each chapter's .md and its output-free Colab .ipynb in sync (intro included).
 sync: install
-	$(BIN)/jupytext --sync chapters/*/*.md
+	$(BIN)/python -m postlib.book sync
 	$(BIN)/python -m postlib.exercises student
+
+# Every page of the book with the GPU size profile forced, then without Triton (smoke counts; part of make test).
+smoke: install
+	$(BIN)/python -m postlib.book run --mode smoke
 
 bench: install
 	$(BIN)/python -m postlib.bench --help

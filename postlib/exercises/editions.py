@@ -195,7 +195,9 @@ def student_book_source(root: Path, executed: Path, dest: Path) -> Path:
             ran = nbformat.read(nb_path, as_version=4)
             if source.exists() and _code(read_page(source)) != _code(ran):
                 raise StaleBuild(f"{nb_path} was executed from an older {source.name}: run `make book` first")
-            nbformat.write(student_notebook(ran, keep_outputs=True), target)
+            student = student_notebook(ran, keep_outputs=True)
+            _restore_glue(student, executed / f"{file}.glue.json")
+            nbformat.write(student, target)
         elif source.exists():
             nb = read_page(source)
             if any(c.cell_type == "code" for c in nb.cells):
@@ -205,6 +207,23 @@ def student_book_source(root: Path, executed: Path, dest: Path) -> Path:
         else:
             raise StaleBuild(f"_toc.yml names {file}, which has no source")
     return dest
+
+
+def _restore_glue(nb, glue_file: Path) -> None:
+    """myst-nb moves the values a page glued (figures, numbers: ``postlib.book.figure``/``glue``) out of
+    the executed notebook into ``<page>.glue.json``; put them back, in a removed cell, so the student book
+    (execution off) can paste them."""
+    import json
+
+    import nbformat
+    if not glue_file.exists():
+        return
+    outputs = []
+    for output in json.loads(glue_file.read_text()).values():
+        prefix = output.get("metadata", {}).get("scrapbook", {}).get("mime_prefix", "")
+        output["data"] = {prefix + mime: value for mime, value in output.get("data", {}).items()}
+        outputs.append(nbformat.from_dict(output))
+    nb.cells.append(nbformat.v4.new_code_cell("", metadata={"tags": ["remove-cell"]}, outputs=outputs))
 
 
 def answer_key(path: Path, registry: dict | None = None) -> list[dict]:

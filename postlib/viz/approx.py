@@ -25,7 +25,9 @@ from ..attention.linformer import linformer_attention, mean_pool_projection
 from ..attention.performer import gaussian_projection, kernel_estimate, performer_attention
 from ..attention.reformer import SELF_SCORE, lsh_attention
 from ..attention.softmax import attention_weights
-from .core import PALETTE, base_layout, frames_figure
+from . import palette
+from .core import frames_figure
+from .theme import caption_text, coloraxis, finish
 
 METHODS = ("linear", "performer", "linformer", "reformer")
 BUDGET_NAME = {"linear": "(none)", "performer": "features m", "linformer": "rank k", "reformer": "hash rounds"}
@@ -33,7 +35,8 @@ DEFAULT_BUDGETS = {"linear": [1], "performer": [4, 8, 16, 32, 64, 128, 256],
                    "linformer": [2, 4, 8, 16, 32, 64], "reformer": [1, 2, 4, 8]}
 
 
-def demo_qk(length: int, head_dim: int, seed: int = 0, temperature: float = 1.5):
+def demo_qk(length: int, head_dim: int, seed: int = 0,
+            temperature: float = 1.5) -> tuple[torch.Tensor, torch.Tensor]:
     """(1, 1, L, d) fp64 queries and keys with some structure: a shared slowly varying 'topic' plus noise,
     so attention has both local and content-based peaks (random q, k alone give a featureless map)."""
     g = torch.Generator().manual_seed(seed)
@@ -47,7 +50,7 @@ def demo_qk(length: int, head_dim: int, seed: int = 0, temperature: float = 1.5)
 
 
 def exact_and_approx_maps(method: str, budget: int, length: int = 64, head_dim: int = 16, causal: bool = False,
-                          seed: int = 0, n_buckets: int = 8, chunk_size: int = 8):
+                          seed: int = 0, n_buckets: int = 8, chunk_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """(exact, approximate) (L × L) numpy maps for ``method`` at ``budget``; the approximation is
     ``method(q, k, I)``. Reformer uses shared QK, so its exact map is shared-QK softmax (self masked)."""
     check_choice(method, "method", METHODS)
@@ -85,27 +88,45 @@ def cost_per_query(method: str, budget: int, length: int, head_dim: int, chunk_s
             "linformer": 2 * budget * d, "reformer": budget * 2 * (2 * chunk_size) * d}[method]
 
 
+BUDGET_SYMBOL = {"performer": "m", "linformer": "k", "reformer": "rounds"}
+
+
+def budget_label(method: str, budget: int) -> str:
+    """A short panel title: "performer (m = 16)"; linear attention has no budget: "linear (elu+1)"."""
+    check_choice(method, "method", METHODS)
+    if method == "linear":
+        return "linear (elu+1)"
+    return f"{method} ({BUDGET_SYMBOL[method]} = {budget})"
+
+
 def approx_maps_figure(method: str = "performer", budget: int = 16, length: int = 64, head_dim: int = 16,
                        causal: bool = False, seed: int = 0) -> go.Figure:
-    """Three heatmaps: exact softmax map, the method's effective map, and |difference|; title has rel. error and cost."""
+    """Three heatmaps: exact softmax map, the method's effective map, and |difference|; the caption has
+    the relative error and the cost per query."""
     exact, approx = exact_and_approx_maps(method, budget, length, head_dim, causal, seed)
     err = np.abs(approx - exact)
     rel = float(np.linalg.norm(approx - exact) / np.linalg.norm(exact))
     c_exact, c_apx = cost_per_query("exact", budget, length, head_dim), cost_per_query(method, budget, length, head_dim)
     vmax = float(max(exact.max(), np.abs(approx).max()))
-    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.06,
-                        subplot_titles=("exact softmax", f"{method} ({BUDGET_NAME[method]} = {budget})", "|error|"))
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.12,
+                        subplot_titles=("exact softmax", budget_label(method, budget), "|error|"))
     hover = "query %{y}, key %{x}: %{z:.3f}<extra></extra>"
-    fig.add_trace(go.Heatmap(z=exact, zmin=0, zmax=vmax, colorscale="Viridis", showscale=False, hovertemplate=hover), 1, 1)
-    fig.add_trace(go.Heatmap(z=approx, zmin=min(0.0, float(approx.min())), zmax=vmax, colorscale="Viridis",
-                             showscale=False, hovertemplate=hover), 1, 2)
-    fig.add_trace(go.Heatmap(z=err, zmin=0, colorscale="Reds", colorbar=dict(title="|err|", x=1.0),
-                             hovertemplate=hover), 1, 3)
+    coloraxis(fig, "coloraxis", title="weight", cmin=min(0.0, float(approx.min())), cmax=vmax)
+    coloraxis(fig, "coloraxis2", colorscale=palette.MAGNITUDE, title="|error|", cmin=0)
+    fig.add_trace(go.Heatmap(z=exact, coloraxis="coloraxis", hovertemplate=hover), 1, 1)
+    fig.add_trace(go.Heatmap(z=approx, coloraxis="coloraxis", hovertemplate=hover), 1, 2)
+    fig.add_trace(go.Heatmap(z=err, coloraxis="coloraxis2", hovertemplate=hover), 1, 3)
     for col in (1, 2, 3):
-        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{col if col > 1 else ''}", row=1, col=col)
-    title = (f"{method}: relative error ‖Â−A‖/‖A‖ = {rel:.3f} · cost per query ≈ {c_apx:,} vs {c_exact:,} "
-             f"multiply-adds (L = {length}, d = {head_dim})")
-    return base_layout(fig, title, height=380)
+        fig.update_xaxes(title="key j", constrain="domain", range=[-0.5, length - 0.5], row=1, col=col)
+        fig.update_yaxes(title="query i", autorange="reversed", constrain="domain",
+                         scaleanchor=f"x{col if col > 1 else ''}", row=1, col=col)
+    caption = caption_text(
+        f"Attention maps for L = {length}, d = {head_dim}{', causal' if causal else ''}: exact softmax (left), "
+        f"{method}'s effective map, computed by running it on V = I (middle), and their absolute difference (right)",
+        "" if method == "linear" else f"Budget: {BUDGET_NAME[method]} = {budget}",
+        f"Relative error ‖Â − A‖/‖A‖ = {rel:.3f}; cost per query ≈ {c_apx:,} multiply-adds against {c_exact:,} "
+        f"for exact attention")
+    return finish(fig, f"Attention maps: exact vs {method}", caption, height=380)
 
 
 def map_error(method: str, budget: int, length: int = 64, head_dim: int = 16, seed: int = 0) -> float:
@@ -113,20 +134,26 @@ def map_error(method: str, budget: int, length: int = 64, head_dim: int = 16, se
     return float(np.linalg.norm(approx - exact) / np.linalg.norm(exact))
 
 
-def error_vs_budget_figure(budgets: dict | None = None, length: int = 64, head_dim: int = 16, seeds=(0, 1, 2)):
-    """Relative map error against each method's budget (mean over seeds), log-log, one trace per method."""
+def error_vs_budget_figure(budgets: dict | None = None, length: int = 64, head_dim: int = 16,
+                           seeds=(0, 1, 2)) -> go.Figure:
+    """Relative map error against each method's budget (mean over seeds), log-log, one trace per method;
+    linear attention, which has no budget, is a dotted level."""
     budgets = budgets or {m: b for m, b in DEFAULT_BUDGETS.items() if m != "linear"}
     fig = go.Figure()
-    for i, (method, values) in enumerate(budgets.items()):
+    for method, values in budgets.items():
         errs = [np.mean([map_error(method, b, length, head_dim, s) for s in seeds]) for b in values]
         fig.add_trace(go.Scatter(x=list(values), y=errs, mode="lines+markers", name=f"{method} ({BUDGET_NAME[method]})",
-                                 line=dict(color=PALETTE[i])))
-    lin = np.mean([map_error("linear", 1, length, head_dim, s) for s in seeds])
-    fig.add_hline(y=lin, line_dash="dot", annotation_text=f"linear attention (elu+1): {lin:.2f}")
-    base_layout(fig, f"Attention-map error vs budget (L = {length}, d = {head_dim}, mean of {len(seeds)} seeds)")
-    fig.update_xaxes(type="log", title="budget")
+                                 line=dict(color=palette.color(method))))
+    lin = float(np.mean([map_error("linear", 1, length, head_dim, s) for s in seeds]))
+    every = [b for values in budgets.values() for b in values]
+    fig.add_trace(go.Scatter(x=[min(every), max(every)], y=[lin, lin], mode="lines", name="linear (elu+1), no budget",
+                             line=dict(color=palette.color("linear"), dash="dot")))
+    fig.update_xaxes(type="log", title="budget (features, rank or hash rounds)")
     fig.update_yaxes(type="log", title="‖Â − A‖ / ‖A‖")
-    return fig
+    caption = caption_text(
+        f"Relative error of each method's effective attention map against its budget, L = {length}, d = {head_dim}, "
+        f"mean of {len(seeds)} seeds", f"Linear attention has no budget: its error is {lin:.2f} at any size")
+    return finish(fig, "Attention-map error vs budget", caption)
 
 
 # ------------------------------------------------------------------------------- causal linear attention = RNN
@@ -144,16 +171,21 @@ def rnn_state_step(t: int, length: int = 16, head_dim: int = 8, seed: int = 0) -
     weights = np.zeros(length)
     weights[: t + 1] = row / row.sum()
     smax = float(S[-1].abs().max())
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], horizontal_spacing=0.12,
-                        subplot_titles=(f"state S_t after token t = {t} (size {head_dim}×{head_dim}, fixed)",
-                                        "what reading it means: weights over tokens j ≤ t"))
-    fig.add_trace(go.Heatmap(z=S[t].numpy(), zmin=-smax, zmax=smax, colorscale="RdBu", showscale=False,
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], horizontal_spacing=0.14,
+                        subplot_titles=(f"state S_t ({head_dim}×{head_dim})", "weights over tokens j ≤ t"))
+    fig.add_trace(go.Heatmap(z=S[t].numpy(), zmin=-smax, zmax=smax, colorscale=palette.DIVERGING, showscale=False,
                              hovertemplate="φ-dim %{y}, v-dim %{x}: %{z:.2f}<extra></extra>"), 1, 1)
-    fig.add_trace(go.Bar(x=list(range(length)), y=weights, marker_color=PALETTE[0], showlegend=False), 1, 2)
-    fig.update_yaxes(autorange="reversed", row=1, col=1)
+    fig.add_trace(go.Bar(x=list(range(length)), y=weights, marker_color=palette.color("linear"), showlegend=False),
+                  1, 2)
+    fig.update_xaxes(title="value dim", constrain="domain", row=1, col=1)
+    fig.update_yaxes(title="feature dim of φ", autorange="reversed", scaleanchor="x", constrain="domain", row=1, col=1)
     fig.update_yaxes(range=[0, 1], title="weight", row=1, col=2)
     fig.update_xaxes(title="token j", range=[-0.5, length - 0.5], row=1, col=2)
-    return base_layout(fig, f"Causal linear attention as an RNN: S_t = S_(t−1) + φ(k_t)v_tᵀ  (t = {t})", height=380)
+    caption = caption_text(
+        f"Causal linear attention read as a recurrent network, L = {length}, d = {head_dim}. Left: the state "
+        f"S_t = S_(t−1) + φ(k_t)v_tᵀ after token t (blue < 0 < red), a {head_dim}×{head_dim} matrix whatever t is. "
+        f"Right: the attention weights φ(q_t)ᵀφ(k_j) / Σ over the tokens j ≤ t that reading S_t amounts to")
+    return finish(fig, f"Linear attention as an RNN, t = {t}", caption, height=380)
 
 
 def rnn_state_figure(length: int = 16, head_dim: int = 8, seed: int = 0) -> go.Figure:
@@ -168,20 +200,32 @@ def favor_unbiasedness_figure(num_features: int = 8, draws: int = 2000, dim: int
     g = torch.Generator().manual_seed(seed)
     x, y = (torch.randn(dim, generator=g, dtype=torch.float64) * scale for _ in range(2))
     target = math.exp(float(x @ y))
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(f"{draws} single draws, m = {num_features}",
-                                                        "running mean over draws"))
-    for i, kernel in enumerate(("positive", "trig")):
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14,
+                        subplot_titles=(f"{draws} single draws", "running mean over draws"))
+    colors = dict(zip(("positive", "trig"), palette.series_colors(["positive", "trig"])))
+    stds = {}
+    for kernel in ("positive", "trig"):
         est = np.array([kernel_estimate(x, y, num_features, kernel, False, seed=s).item() for s in range(draws)])
-        fig.add_trace(go.Histogram(x=est, name=f"{kernel} (std {est.std():.2f})", opacity=0.6, nbinsx=60,
-                                   marker_color=PALETTE[i]), 1, 1)
+        stds[kernel] = float(est.std())
+        fig.add_trace(go.Histogram(x=est, name=f"{kernel} features", opacity=0.6, nbinsx=60, legendgroup=kernel,
+                                   marker_color=colors[kernel]), 1, 1)
         fig.add_trace(go.Scatter(x=np.arange(1, draws + 1), y=np.cumsum(est) / np.arange(1, draws + 1),
-                                 name=f"{kernel} mean", line=dict(color=PALETTE[i])), 1, 2)
-    fig.add_vline(x=target, line_dash="dash", row=1, col=1)
-    fig.add_hline(y=target, line_dash="dash", row=1, col=2, annotation_text=f"exp(xᵀy) = {target:.3f}")
+                                 name=f"{kernel} mean", legendgroup=kernel, showlegend=False,
+                                 line=dict(color=colors[kernel])), 1, 2)
+    exact = dict(color=palette.NEUTRALS["ink"], dash="dash", width=1.5)
+    fig.add_vline(x=target, line=exact, row=1, col=1)
+    fig.add_trace(go.Scatter(x=[1, draws], y=[target, target], mode="lines", name="exact exp(xᵀy)", line=exact), 1, 2)
     fig.update_layout(barmode="overlay")
-    fig.update_xaxes(type="log", title="draws", row=1, col=2)
-    return base_layout(fig, "FAVOR+ is unbiased: E[φ(x)ᵀφ(y)] = exp(xᵀy); positive features have far lower variance",
-                       height=380)
+    fig.update_xaxes(title="estimate φ(x)ᵀφ(y)", row=1, col=1)
+    fig.update_yaxes(title="draws (count)", row=1, col=1)
+    fig.update_xaxes(type="log", title="number of draws", row=1, col=2)
+    fig.update_yaxes(title="running mean", row=1, col=2)
+    caption = caption_text(
+        f"Single-draw estimates φ(x)ᵀφ(y) of exp(xᵀy) = {target:.3f} (dashed) with m = {num_features} random "
+        f"features in d = {dim}: histogram of {draws} draws (left) and their running means (right)",
+        f"Both kernels are unbiased, but the positive features' spread is {stds['positive']:.2f} against "
+        f"{stds['trig']:.2f} for the trigonometric ones")
+    return finish(fig, "FAVOR+ is unbiased", caption, height=380)
 
 
 def favor_error_figure(num_features=(4, 8, 16, 32, 64, 128, 256), length: int = 64, head_dim: int = 16,
@@ -192,20 +236,21 @@ def favor_error_figure(num_features=(4, 8, 16, 32, 64, 128, 256), length: int = 
     v = torch.randn(1, 1, length, head_dim, generator=g, dtype=torch.float64)
     ref = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(head_dim), -1) @ v
     fig = go.Figure()
-    i = 0
+    colors = dict(zip(("positive", "trig"), palette.series_colors(["positive", "trig"])))
     for kernel in ("positive", "trig"):
         for orth in (True, False):
             mse = [np.mean([(performer_attention(q, k, v, m, kernel=kernel, orthogonal=orth, seed=s) - ref)
                             .pow(2).mean().item() for s in seeds]) for m in num_features]
             fig.add_trace(go.Scatter(x=list(num_features), y=mse, mode="lines+markers",
                                      name=f"{kernel}, {'orthogonal' if orth else 'iid'}",
-                                     line=dict(color=PALETTE[i // 2], dash="solid" if orth else "dot")))
-            i += 1
-    base_layout(fig, f"Performer output MSE vs number of random features (L = {length}, d = {head_dim}, "
-                     f"mean of {len(list(seeds))} draws)")
-    fig.update_xaxes(type="log", title="features m")
+                                     line=dict(color=colors[kernel], dash="solid" if orth else "dot")))
+    fig.update_xaxes(type="log", title="random features m")
     fig.update_yaxes(type="log", title="MSE vs softmax attention")
-    return fig
+    caption = caption_text(
+        f"Mean squared error of Performer's output against exact softmax attention, L = {length}, d = {head_dim}, "
+        f"mean of {len(list(seeds))} draws: positive or trigonometric features, orthogonal (solid) or iid (dotted) "
+        f"projections (cf. the paper's Fig. 3)")
+    return finish(fig, "Performer error vs number of features", caption)
 
 
 def redraw_figure(num_features: int = 16, redraws: int = 30, length: int = 64, head_dim: int = 16) -> go.Figure:
@@ -218,19 +263,25 @@ def redraw_figure(num_features: int = 16, redraws: int = 30, length: int = 64, h
     outs = [performer_attention(q, k, v, num_features, seed=s) for s in range(redraws)]
     single = [((o - ref).norm() / ref.norm()).item() for o in outs]
     running = [((torch.stack(outs[: i + 1]).mean(0) - ref).norm() / ref.norm()).item() for i in range(redraws)]
-    fig = go.Figure([go.Scatter(x=list(range(redraws)), y=single, mode="markers", name="one draw"),
-                     go.Scatter(x=list(range(redraws)), y=running, mode="lines", name="average of draws 0..r")])
-    base_layout(fig, f"Redrawing the random features (m = {num_features})")
+    fig = go.Figure([go.Scatter(x=list(range(redraws)), y=single, mode="markers", name="one draw",
+                                marker=dict(color=palette.NEUTRALS["context"])),
+                     go.Scatter(x=list(range(redraws)), y=running, mode="lines", name="average of draws 0..r",
+                                line=dict(color=palette.color("performer")))])
     fig.update_xaxes(title="redraw r")
     fig.update_yaxes(title="relative error vs softmax", rangemode="tozero")
-    return fig
+    caption = caption_text(
+        f"Relative error of Performer's output (m = {num_features} features, L = {length}, d = {head_dim}) for each "
+        f"of {redraws} independent draws of the projection ω (dots), and of the average of the outputs of draws "
+        f"0..r (line), which converges to softmax attention: why the paper redraws the features during training")
+    return finish(fig, "Redrawing the random features", caption)
 
 
-def recall_figure(results: dict, title: str = "Associative recall (MQAR) after a short training run") -> go.Figure:
-    """Bar chart ``{mixer: accuracy}``."""
+def recall_figure(results: dict, title: str = "Associative recall (MQAR)", *, caption: str | None = None) -> go.Figure:
+    """Bar chart ``{mixer: accuracy}``, each bar in its mixer's colour."""
     names = list(results)
-    fig = go.Figure(go.Bar(x=names, y=[results[n] for n in names], marker_color=PALETTE[: len(names)],
+    fig = go.Figure(go.Bar(x=names, y=[results[n] for n in names], marker_color=palette.series_colors(names),
                            text=[f"{results[n]:.0%}" for n in names], textposition="outside"))
-    base_layout(fig, title)
     fig.update_yaxes(range=[0, 1.1], title="accuracy on queries", tickformat=".0%")
-    return fig
+    fig.update_xaxes(title="mixer")
+    default = "Accuracy on the queries after a short training run, one bar per mixer"
+    return finish(fig, title, caption_text(caption or default))

@@ -18,25 +18,27 @@ from ..attention.reformer import collision_probability, hyperplane_collision_the
 from ..attention.reversible import ReversibleBlock, ReversibleSequence, saved_activation_bytes
 from ..attention.softmax import attention_weights
 from .approx import demo_qk, exact_and_approx_maps
-from .core import PALETTE, base_layout
+from . import palette
+from .theme import caption_text, coloraxis, finish
 
 
-def spectrum_figure(maps: dict) -> go.Figure:
+def spectrum_figure(maps: dict, *, title: str | None = None, caption: str | None = None) -> go.Figure:
     """Normalised singular values σ_i/σ_1 (left) and cumulative energy Σ_{j≤i}σ_j²/Σσ² (right) of
     attention matrices. ``maps``: {label: tensor (..., L, L)} — several matrices per label are averaged."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("σ_i / σ_1", "cumulative energy of the top-i"))
-    for c, (label, P) in enumerate(maps.items()):
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("σ_i / σ_1", "energy in the top i"), horizontal_spacing=0.14)
+    for (label, P), style in zip(maps.items(), palette.series_styles(list(maps))):
         sv = singular_values(torch.as_tensor(P)).reshape(-1, torch.as_tensor(P).shape[-1])
         norm = (sv / sv[:, :1]).mean(0).numpy()
         energy = (torch.cumsum(sv ** 2, -1) / (sv ** 2).sum(-1, keepdim=True)).mean(0).numpy()
         idx = np.arange(1, len(norm) + 1)
-        col = PALETTE[c % len(PALETTE)]
-        fig.add_trace(go.Scatter(x=idx, y=norm, name=label, line=dict(color=col)), 1, 1)
-        fig.add_trace(go.Scatter(x=idx, y=energy, name=label, showlegend=False, line=dict(color=col)), 1, 2)
-    fig.update_yaxes(type="log", row=1, col=1)
-    fig.update_yaxes(range=[0, 1.02], row=1, col=2)
+        fig.add_trace(go.Scatter(x=idx, y=norm, name=label, legendgroup=label, line=style), 1, 1)
+        fig.add_trace(go.Scatter(x=idx, y=energy, name=label, legendgroup=label, showlegend=False, line=style), 1, 2)
+    fig.update_yaxes(type="log", title="σ_i / σ_1", row=1, col=1)
+    fig.update_yaxes(range=[0, 1.02], title="Σ_(j≤i) σ_j² / Σ σ²", row=1, col=2)
     fig.update_xaxes(title="index i")
-    return base_layout(fig, "Singular-value spectrum of attention matrices (cf. Linformer Fig. 1)", height=380)
+    default = ("Singular values of attention matrices normalised by the largest (left) and the share of the energy "
+               "in the top i of them (right), averaged over the matrices of each kind (cf. Linformer Fig. 1)")
+    return finish(fig, title or "Attention matrices are nearly low rank", caption_text(caption or default), height=380)
 
 
 def linformer_rank_figure(ranks=(1, 2, 4, 8, 16, 32, 64), length: int = 128, head_dim: int = 16,
@@ -62,47 +64,59 @@ def linformer_rank_figure(ranks=(1, 2, 4, 8, 16, 32, 64), length: int = 128, hea
             errs["best rank-k map (SVD)"].append(rel(Pk @ v))
         for name in curves:
             curves[name].append(float(np.mean(errs[name])))
-    fig = go.Figure([go.Scatter(x=ranks, y=ys, mode="lines+markers", name=name, line=dict(color=PALETTE[i]))
-                     for i, (name, ys) in enumerate(curves.items())])
-    base_layout(fig, f"Error vs projection rank k (L = {length}, d = {head_dim}; untrained E, F)")
+    styles = palette.series_styles(list(curves))
+    styles[-1] = dict(color=palette.NEUTRALS["ink"], dash="dash")     # the bound, not a method
+    fig = go.Figure([go.Scatter(x=ranks, y=ys, mode="lines+markers", name=name, line=style)
+                     for (name, ys), style in zip(curves.items(), styles)])
     fig.update_xaxes(type="log", title="rank k")
     fig.update_yaxes(type="log", title="‖out − softmax‖ / ‖softmax‖")
-    return fig
+    caption = caption_text(
+        f"Relative output error of rank-k attention against k, L = {length}, d = {head_dim}, mean of "
+        f"{len(list(seeds))} seeds: Linformer with untrained projections E, F (mean pooling, random JL) against "
+        f"the best any rank-k map can do (truncated SVD of the exact map, Eckart–Young)")
+    return finish(fig, "Error vs projection rank", caption)
 
 
 def causality_figure(rank: int = 8, length: int = 48, head_dim: int = 16) -> go.Figure:
     """Linformer's effective map P̄·F next to the causal region: weight lands above the diagonal (the future)."""
     _, approx = exact_and_approx_maps("linformer", rank, length, head_dim)
     future = np.triu(np.abs(approx), 1).sum(1) / np.abs(approx).sum(1)
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5],
-                        subplot_titles=(f"effective map, rank {rank} (dashed: the diagonal)",
-                                        "share of |weight| on future keys, per query"))
-    fig.add_trace(go.Heatmap(z=approx, colorscale="Viridis", showscale=False,
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.14,
+                        subplot_titles=(f"effective map, rank {rank}", "weight on future keys"))
+    fig.add_trace(go.Heatmap(z=approx, colorscale=palette.SEQUENTIAL, showscale=False,
                              hovertemplate="query %{y}, key %{x}: %{z:.3f}<extra></extra>"), 1, 1)
-    fig.add_trace(go.Scatter(x=[0, length - 1], y=[0, length - 1], mode="lines", line=dict(dash="dash", color="white"),
-                             showlegend=False), 1, 1)
-    fig.add_trace(go.Bar(x=list(range(length)), y=future, marker_color=PALETTE[1], showlegend=False), 1, 2)
-    fig.update_yaxes(autorange="reversed", row=1, col=1)
-    fig.update_yaxes(range=[0, 1], row=1, col=2)
+    fig.add_trace(go.Scatter(x=[0, length - 1], y=[0, length - 1], mode="lines", showlegend=False,
+                             line=dict(dash="dash", color=palette.NEUTRALS["paper"])), 1, 1)
+    fig.add_trace(go.Bar(x=list(range(length)), y=future, marker_color=palette.color("linformer"), showlegend=False),
+                  1, 2)
+    fig.update_xaxes(title="key j", constrain="domain", row=1, col=1)
+    fig.update_yaxes(title="query i", autorange="reversed", scaleanchor="x", constrain="domain", row=1, col=1)
+    fig.update_yaxes(range=[0, 1], title="share of |weight|", row=1, col=2)
     fig.update_xaxes(title="query i", row=1, col=2)
-    return base_layout(fig, "Why Linformer cannot be causal: E·K mixes every position into every projected key",
-                       height=380)
+    caption = caption_text(
+        f"Linformer's effective attention map at rank {rank}, L = {length} (left; dashed: the diagonal) and, per "
+        f"query, the share of its |weight| on future keys (right): E·K mixes every position into every projected "
+        f"key, so no causal mask can apply")
+    return finish(fig, "Why Linformer cannot be causal", caption, height=380)
 
 
 def collision_figure(bucket_counts=(2, 4, 8, 16), dim: int = 64, n_trials: int = 2000) -> go.Figure:
     """P[h(x) = h(y)] against the angle θ between x and y: measured for several bucket counts, theory 1 − θ/π for 2."""
     angles = torch.linspace(0, math.pi, 25, dtype=torch.float64)
     fig = go.Figure()
-    for i, b in enumerate(bucket_counts):
+    for b, col in zip(bucket_counts, palette.ramp(len(bucket_counts))):
         p = collision_probability(angles, b, dim, n_trials)
-        fig.add_trace(go.Scatter(x=angles.numpy(), y=p.numpy(), mode="markers+lines", name=f"measured, {b} buckets",
-                                 line=dict(color=PALETTE[i])))
+        fig.add_trace(go.Scatter(x=angles.numpy(), y=p.numpy(), mode="markers+lines", name=f"{b} buckets",
+                                 line=dict(color=col)))
     fig.add_trace(go.Scatter(x=angles.numpy(), y=hyperplane_collision_theory(angles).numpy(), mode="lines",
-                             name="theory, 2 buckets: 1 − θ/π", line=dict(color="black", dash="dash")))
-    base_layout(fig, f"Angular LSH: collision probability vs angle (d = {dim}, {n_trials} random rotations)")
+                             name="theory, 2 buckets: 1 − θ/π", line=dict(color=palette.NEUTRALS["ink"], dash="dash")))
     fig.update_xaxes(title="angle θ between x and y (radians)")
     fig.update_yaxes(title="P[same bucket]", range=[0, 1.02])
-    return fig
+    caption = caption_text(
+        f"Probability that angular LSH puts x and y in the same bucket against the angle between them, measured "
+        f"over {n_trials} random rotations in d = {dim} for several bucket counts; dashed: the theory 1 − θ/π for "
+        f"two buckets (one hyperplane)")
+    return finish(fig, "Angular LSH: collisions vs angle", caption)
 
 
 def bucket_recall_figure(bucket_counts=(4, 8, 16), rounds=(1, 2, 4, 8), length: int = 256, head_dim: int = 32,
@@ -110,13 +124,15 @@ def bucket_recall_figure(bucket_counts=(4, 8, 16), rounds=(1, 2, 4, 8), length: 
     """How many of each query's true top-k keys share its bucket in at least one of n_hashes rounds."""
     q, _ = demo_qk(length, head_dim, seed)
     fig = go.Figure()
-    for i, b in enumerate(bucket_counts):
+    for b, col in zip(bucket_counts, palette.ramp(len(bucket_counts))):
         fig.add_trace(go.Scatter(x=list(rounds), y=[topk_in_bucket(q[0, 0], b, r, topk, seed) for r in rounds],
-                                 mode="lines+markers", name=f"{b} buckets", line=dict(color=PALETTE[i])))
-    base_layout(fig, f"Recall of the true top-{topk} keys inside the query's buckets (L = {length}, d = {head_dim})")
+                                 mode="lines+markers", name=f"{b} buckets", line=dict(color=col)))
     fig.update_xaxes(title="hash rounds n_hashes", type="log")
-    fig.update_yaxes(title=f"fraction of top-{topk} keys found", range=[0, 1.02])
-    return fig
+    fig.update_yaxes(title=f"top-{topk} keys found", range=[0, 1.02])
+    caption = caption_text(
+        f"Fraction of each query's true top-{topk} keys that share its bucket in at least one of n_hashes rounds, "
+        f"L = {length}, d = {head_dim}: more rounds recover more of them, more buckets fewer")
+    return finish(fig, f"Recall of the top-{topk} keys", caption)
 
 
 def lsh_sorted_figure(length: int = 64, head_dim: int = 16, n_buckets: int = 8, chunk_size: int = 8,
@@ -128,17 +144,24 @@ def lsh_sorted_figure(length: int = 64, head_dim: int = 16, n_buckets: int = 8, 
     b = lsh_hash(q, n_buckets, 1, seed)[0, 0, 0]
     order = torch.argsort(b * length + torch.arange(length)).numpy()
     sorted_map = approx[np.ix_(order, order)]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("token order", "sorted by (bucket, position)"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("token order", "sorted by (bucket, position)"),
+                        horizontal_spacing=0.14)
     hover = "%{y}, %{x}: %{z:.3f}<extra></extra>"
-    fig.add_trace(go.Heatmap(z=approx, colorscale="Viridis", showscale=False, hovertemplate=hover), 1, 1)
-    fig.add_trace(go.Heatmap(z=sorted_map, colorscale="Viridis", showscale=False, hovertemplate=hover), 1, 2)
+    coloraxis(fig, title="weight", cmin=0)
+    fig.add_trace(go.Heatmap(z=approx, coloraxis="coloraxis", hovertemplate=hover), 1, 1)
+    fig.add_trace(go.Heatmap(z=sorted_map, coloraxis="coloraxis", hovertemplate=hover), 1, 2)
     for c in range(0, length + 1, chunk_size):
-        fig.add_shape(type="line", x0=-0.5, x1=length - 0.5, y0=c - 0.5, y1=c - 0.5, line=dict(color="white", width=0.5),
-                      row=1, col=2)
+        fig.add_shape(type="line", x0=-0.5, x1=length - 0.5, y0=c - 0.5, y1=c - 0.5,
+                      line=dict(color=palette.NEUTRALS["paper"], width=0.5), row=1, col=2)
     for col in (1, 2):
-        fig.update_yaxes(autorange="reversed", row=1, col=col)
-    return base_layout(fig, f"LSH attention: {n_buckets} buckets, chunks of {chunk_size} (white lines), one round",
-                       height=380)
+        fig.update_yaxes(title="query (position)" if col == 1 else "query (sorted)", autorange="reversed",
+                         scaleanchor="x" if col == 1 else "x2", constrain="domain", row=1, col=col)
+        fig.update_xaxes(title="key (position)" if col == 1 else "key (sorted)", constrain="domain", row=1, col=col)
+    caption = caption_text(
+        f"LSH attention map with {n_buckets} buckets and one hash round, L = {length}, in token order (left) and "
+        f"with queries and keys sorted by (bucket, position) (right), where it becomes a band of chunks of "
+        f"{chunk_size} (white lines)")
+    return finish(fig, "LSH attention: sorting by bucket", caption, height=380)
 
 
 def reversible_memory_figure(depths=(1, 2, 4, 8, 16), width: int = 64, length: int = 128) -> go.Figure:
@@ -152,12 +175,17 @@ def reversible_memory_figure(depths=(1, 2, 4, 8, 16), width: int = 64, length: i
                                 for _ in range(depth)])
         rev.append(saved_activation_bytes(m, x) / 2 ** 20)
         std.append(saved_activation_bytes(m.forward_standard, x) / 2 ** 20)
-    fig = go.Figure([go.Scatter(x=list(depths), y=std, mode="lines+markers", name="ordinary residual layers"),
-                     go.Scatter(x=list(depths), y=rev, mode="lines+markers", name="reversible layers")])
-    base_layout(fig, f"Activation memory kept for backward (measured; batch 1, L = {length}, width {2 * width})")
+    fig = go.Figure([go.Scatter(x=list(depths), y=std, mode="lines+markers", name="ordinary residual layers",
+                                line=dict(color=palette.NEUTRALS["muted"])),
+                     go.Scatter(x=list(depths), y=rev, mode="lines+markers", name="reversible layers",
+                                line=dict(color=palette.color("reformer")))])
     fig.update_xaxes(title="layers")
     fig.update_yaxes(title="MiB saved for backward", rangemode="tozero")
-    return fig
+    caption = caption_text(
+        f"Bytes autograd keeps for the backward pass against depth, measured (batch 1, L = {length}, width "
+        f"{2 * width}): an ordinary residual stack keeps every layer's activations, a reversible one recomputes "
+        f"them from the output")
+    return finish(fig, "Activation memory kept for backward", caption)
 
 
 @torch.no_grad()
@@ -180,7 +208,8 @@ def trained_attention_maps(model, tokens: torch.Tensor) -> torch.Tensor:
     return torch.cat(maps).double()
 
 
-def recall_model_maps(n_pairs: int = 6, steps: int = 300, d_model: int = 64, n_heads: int = 2, seed: int = 0):
+def recall_model_maps(n_pairs: int = 6, steps: int = 300, d_model: int = 64, n_heads: int = 2,
+                      seed: int = 0) -> tuple[torch.Tensor, float]:
     """Train a small 2-layer softmax ``SequenceModel`` on associative recall with ``postlib.train``'s
     one recipe and return its attention maps on held-out sequences, plus the final training loss —
     "real" attention matrices for the spectrum figure."""

@@ -24,7 +24,9 @@ from .._checks import check_choice, check_positive_int
 from ..attention.derive import attention_costs
 from ..attention.flash import online_softmax_update
 from ..attention.softmax import attention_weights, causal_mask, softmax_attention
-from .core import PALETTE, base_layout, frames_figure
+from . import palette
+from .core import frames_figure
+from .theme import caption_text, coloraxis, finish, provenance_sentence
 
 PATTERNS = ("random", "positional")
 # "positional" q = k = gain·PE: with gain 1 the peak score is only √d/2 (about 2 for d = 16),
@@ -72,14 +74,17 @@ def attention_map(length: int, head_dim: int, causal: bool = False, seed: int = 
     # The most a row can spread: uniform over the keys it may see (i + 1 of them when causal).
     visible = np.arange(1, length + 1) if causal else np.full(length, length)
     uniform = float(np.log(visible).mean())
-    fig = go.Figure(go.Heatmap(z=weights, colorscale="Viridis", zmin=0, colorbar=dict(title="weight"),
+    fig = go.Figure(go.Heatmap(z=weights, coloraxis="coloraxis",
                                hovertemplate="query %{y}, key %{x}: %{z:.3f}<extra></extra>"))
-    title = (f"softmax(QKᵀ/√d): L = {length}, d = {head_dim}, {pattern} q/k{', causal' if causal else ''}"
-             f" · mean row entropy {entropy:.2f} nats (uniform: {uniform:.2f})")
-    base_layout(fig, title, height=460)
+    coloraxis(fig, title="weight", cmin=0)
     fig.update_xaxes(title="key position j", constrain="domain")
-    fig.update_yaxes(title="query position i", autorange="reversed", scaleanchor="x")
-    return fig
+    fig.update_yaxes(title="query position i", autorange="reversed", scaleanchor="x", constrain="domain")
+    caption = caption_text(
+        f"Softmax attention weights softmax(QKᵀ/√d) of one head: L = {length}, d = {head_dim}, "
+        f"{pattern} queries and keys{', causal mask' if causal else ''}",
+        "Row i is query i's distribution over the keys",
+        f"Mean row entropy {entropy:.2f} nats (uniform over the visible keys: {uniform:.2f})")
+    return finish(fig, "Softmax attention weights", caption, height=460)
 
 
 def cost_curves(lengths, head_dim: int, *, current_length: int | None = None, block_size: int = 64,
@@ -98,25 +103,29 @@ def cost_curves(lengths, head_dim: int, *, current_length: int | None = None, bl
                              bytes_per_element=bytes_per_element) for n in lengths]
     now = attention_costs(current, head_dim, batch=batch, heads=heads, block_size=block_size,
                           bytes_per_element=bytes_per_element)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("forward FLOPs (matmuls)", "peak memory (bytes)"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("forward FLOPs", "peak memory"), horizontal_spacing=0.14)
+    styles = {"materialised": dict(color=palette.color("softmax")), "tiled": dict(color=palette.color("flash"), dash="dash")}
+    names = {"materialised": "materialised (S, P in memory)", "tiled": f"tiled ({block_size}-key tiles)"}
     for col, metric in ((1, "flops"), (2, "bytes")):
-        for form, color, dash in (("materialised", PALETTE[1], "solid"), ("tiled", PALETTE[0], "dash")):
+        for form in ("materialised", "tiled"):
             fig.add_trace(go.Scatter(x=lengths, y=[c[f"{metric}_{form}"] for c in costs], mode="lines",
-                                     name=f"{form} ({'S, P in memory' if form == 'materialised' else f'{block_size}-key tiles'})",
-                                     legendgroup=form, showlegend=col == 1, line=dict(color=color, dash=dash)),
+                                     name=names[form], legendgroup=form, showlegend=col == 1, line=styles[form]),
                           row=1, col=col)
         fig.add_trace(go.Scatter(x=[current, current], y=[now[f"{metric}_materialised"], now[f"{metric}_tiled"]],
-                                 mode="markers", marker=dict(size=10, color="black", symbol="diamond"),
-                                 name=f"L = {current}",
-                                 legendgroup="now", showlegend=col == 1), row=1, col=col)
+                                 mode="markers", marker=dict(size=10, color=palette.NEUTRALS["ink"], symbol="diamond"),
+                                 name=f"L = {current}", legendgroup="now", showlegend=col == 1), row=1, col=col)
     ratio = now["bytes_materialised"] / now["bytes_tiled"]
-    verdict = (f"{ratio:.1f}× less memory tiled" if ratio >= 1 else
+    verdict = (f"tiling needs {ratio:.1f}× less memory" if ratio >= 1 else
                f"tiling saves nothing yet ({1 / ratio:.2f}× the memory: one tile already spans L)")
-    base_layout(fig, f"Counted from the formula, not measured · d = {head_dim}, batch·heads = {batch * heads}, "
-                     f"{bytes_per_element}-byte floats · at L = {current}: {verdict}", height=420)
     fig.update_xaxes(type="log", title="sequence length L")
-    fig.update_yaxes(type="log", tickformat="~s")
-    return fig
+    fig.update_yaxes(type="log", title="FLOPs (matmuls)", row=1, col=1)
+    fig.update_yaxes(type="log", title="bytes", row=1, col=2)
+    caption = caption_text(
+        f"Counted from the formula, not measured: one attention call, d = {head_dim}, batch·heads = "
+        f"{batch * heads}, {bytes_per_element}-byte floats",
+        "Same FLOPs (tiling adds one rescale per tile), but memory O(L²) against O(L)",
+        f"At L = {current} {verdict}")
+    return finish(fig, "Attention cost: materialised vs tiled", caption, height=420)
 
 
 # --------------------------------------------------------------------------- FlashAttention tiles
@@ -194,26 +203,28 @@ def flash_tiles_step(length: int, block_size: int, step: int, causal: bool = Fal
     seen[~np.isfinite(seen)] = np.nan  # masked (future) keys are blank, not -inf
     err = np.nanmax(np.abs(st["partial"] - data["exact"])) if np.isfinite(st["partial"]).any() else float("nan")
 
-    fig = make_subplots(rows=2, cols=2, vertical_spacing=0.16, horizontal_spacing=0.1, subplot_titles=(
-        "scores QKᵀ/√d merged so far", "running max m (per query row)",
-        "running denominator l = Σ exp(s − m)", "output channel 0: acc/l vs exact"))
+    fig = make_subplots(rows=2, cols=2, vertical_spacing=0.2, horizontal_spacing=0.12, subplot_titles=(
+        "scores merged so far", "running max m", "running sum l = Σ exp(s − m)", "output channel 0"))
     finite_scores = data["scores"][np.isfinite(data["scores"])]
     fig.add_trace(go.Heatmap(z=seen, zmin=float(finite_scores.min()), zmax=float(finite_scores.max()),
-                             colorscale="RdBu", reversescale=True, showscale=False,
+                             colorscale=palette.DIVERGING, showscale=False,
                              hovertemplate="query %{y}, key %{x}: %{z:.2f}<extra></extra>"), row=1, col=1)
+    final = dict(color=palette.NEUTRALS["context"], dash="dot")
     lines = [
-        (rows, data["m_final"], "final m", dict(color="gray", dash="dot"), "lines", 1, 2),
-        (rows, st["m"], "running m", dict(color=PALETTE[1]), "lines+markers", 1, 2),
-        (rows, data["l_final"], "final l", dict(color="gray", dash="dot"), "lines", 2, 1),
-        (rows, st["l"], "running l", dict(color=PALETTE[0]), "lines+markers", 2, 1),
-        (rows, data["exact"][:, 0], "exact output", dict(color="black", dash="dot"), "lines", 2, 2),
-        (rows, st["partial"][:, 0], "partial acc/l", dict(color=PALETTE[2]), "lines+markers", 2, 2),
+        (rows, data["m_final"], "final m, l (all keys)", final, "lines", 1, 2, True),
+        (rows, st["m"], "running m", dict(color=palette.SERIES[3]), "lines+markers", 1, 2, True),
+        (rows, data["l_final"], "final l", final, "lines", 2, 1, False),
+        (rows, st["l"], "running l", dict(color=palette.SERIES[0]), "lines+markers", 2, 1, True),
+        (rows, data["exact"][:, 0], "exact output", dict(color=palette.NEUTRALS["ink"], dash="dot"), "lines", 2, 2,
+         True),
+        (rows, st["partial"][:, 0], "partial acc/l", dict(color=palette.SERIES[2]), "lines+markers", 2, 2, True),
     ]
-    for x, y, name, line, mode, r, c in lines:
-        fig.add_trace(go.Scatter(x=x, y=_finite(y), name=name, mode=mode, line=line, marker=dict(size=4)),
+    for x, y, name, line, mode, r, c, shown in lines:
+        fig.add_trace(go.Scatter(x=x, y=_finite(y), name=name, mode=mode, line=line, marker=dict(size=4),
+                                 showlegend=shown, legendgroup="final" if line is final else name),
                       row=r, col=c)
     fig.add_shape(type="rect", x0=st["start"] - 0.5, x1=st["end"] - 0.5, y0=-0.5, y1=length - 0.5,
-                  line=dict(color="black", width=3), xref="x", yref="y")
+                  line=dict(color=palette.NEUTRALS["ink"], width=3), xref="x", yref="y")
     fig.update_xaxes(range=[-0.5, length - 0.5], title="key j", row=1, col=1)
     fig.update_yaxes(range=[length - 0.5, -0.5], title="query i", row=1, col=1)
     for r, c in ((1, 2), (2, 1), (2, 2)):
@@ -221,14 +232,18 @@ def flash_tiles_step(length: int, block_size: int, step: int, causal: bool = Fal
     all_m = [s["m"] for s in data["steps"]]
     all_l = [s["l"] for s in data["steps"]]
     all_o = [s["partial"][:, 0] for s in data["steps"]] + [data["exact"][:, 0]]
-    fig.update_yaxes(range=_span(*all_m), row=1, col=2)
-    fig.update_yaxes(range=_span(*all_l), row=2, col=1)
-    fig.update_yaxes(range=_span(*all_o), row=2, col=2)
-    title = (f"Tile {step}/{total}: keys {st['start']}–{st['end'] - 1} merged "
-             f"(L = {length}, block = {block_size}{', causal' if causal else ''}) · "
-             f"max |acc/l − exact| = {err:.1e}")
-    base_layout(fig, title, height=640)
-    return fig
+    fig.update_yaxes(range=_span(*all_m), title="m", row=1, col=2)
+    fig.update_yaxes(range=_span(*all_l), title="l", row=2, col=1)
+    fig.update_yaxes(range=_span(*all_o), title="acc/l", row=2, col=2)
+    title = f"Tile {step}/{total}: keys {st['start']}–{st['end'] - 1} merged, max error {err:.0e}"
+    caption = caption_text(
+        f"FlashAttention's online softmax over L = {length} keys in tiles of {block_size}"
+        f"{' with a causal mask' if causal else ''}; each tile is one call of online_softmax_update",
+        "Top left: the scores merged so far, the current tile outlined. Top right and bottom left: the "
+        "running max m and sum l per query row (dotted: their final values). Bottom right: output channel 0 "
+        "of the partial output acc/l against the exact attention output, which it equals after the last tile",
+        "The title gives the largest |acc/l − exact| over all outputs")
+    return finish(fig, title, caption, height=640)
 
 
 def flash_tiles_figure(length: int, block_size: int, causal: bool = False, seed: int = 0,
@@ -245,13 +260,16 @@ def flash_tiles_figure(length: int, block_size: int, causal: bool = False, seed:
 # --------------------------------------------------------------------------- KV cache
 
 def kv_cache_figure(rows, *, cached: str = "KV cache", recompute: str = "recompute",
-                    title: str | None = None) -> go.Figure:
+                    title: str | None = None, caption: str | None = None,
+                    provenance: dict | None = None) -> go.Figure:
     """Measured time to generate one token vs context length, with and without a KV cache.
 
     ``rows`` are ``postlib.bench.measure_functions`` rows (keys name, length,
     time_ms, status); ``cached`` and ``recompute`` name the two series, which may
     cover different lengths (the cache reaches much longer contexts). Left: ms
     per token; right: how many times slower recomputing is, where both were measured.
+    Both panels share the x axis. ``provenance`` (a ``postlib.bench.provenance`` dict)
+    goes into the caption.
     """
     ok = [r for r in rows if str(r.get("status", "ok")) == "ok"]
     series = {}
@@ -260,18 +278,26 @@ def kv_cache_figure(rows, *, cached: str = "KV cache", recompute: str = "recompu
     for name, arg in ((cached, "cached"), (recompute, "recompute")):
         if name not in series:
             raise ValueError(f"{arg}={name!r} names no measured series; rows have names {sorted(series)}")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("time per generated token (measured)",
-                                                        "recompute ÷ KV cache"))
-    for name, color in ((cached, PALETTE[0]), (recompute, PALETTE[1])):
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("time per token", "recompute ÷ KV cache"),
+                        horizontal_spacing=0.14)
+    styles = palette.series_styles([cached, recompute, "slowdown"])
+    for name, style in zip((cached, recompute), styles):
         xs = sorted(series[name])
         fig.add_trace(go.Scatter(x=xs, y=[series[name][x] for x in xs], mode="lines+markers", name=name,
-                                 line=dict(color=color)), row=1, col=1)
+                                 line=style), row=1, col=1)
     common = sorted(set(series[cached]) & set(series[recompute]))
     ratio = [series[recompute][x] / series[cached][x] for x in common]
     fig.add_trace(go.Scatter(x=common, y=ratio, mode="lines+markers", name="slowdown without cache",
-                             line=dict(color=PALETTE[3])), row=1, col=2)
+                             line=styles[2]), row=1, col=2)
     # Log-log: the cached step (O(t)) and recomputation (O(t²)) differ by orders of magnitude.
-    fig.update_xaxes(type="log", title="context length t (tokens already generated)")
+    every = sorted(set(series[cached]) | set(series[recompute]))
+    span = [math.log10(every[0]) - 0.1, math.log10(every[-1]) + 0.1]
+    fig.update_xaxes(type="log", title="context length t (tokens)", range=span)
     fig.update_yaxes(type="log", title="ms per token", row=1, col=1)
-    fig.update_yaxes(type="log", title="×", row=1, col=2)
-    return base_layout(fig, title or "Decoding one token: KV cache vs recomputing the prefix", height=400)
+    fig.update_yaxes(type="log", title="slowdown (×)", row=1, col=2)
+    default = (f"Measured time to generate one token after t tokens: with a KV cache (one query against the cached "
+               f"keys and values) and recomputing the whole prefix. Right: how many times slower recomputing is, "
+               f"where both were measured ({common[0]}–{common[-1]} tokens: {ratio[0]:.1f}× to {ratio[-1]:.1f}×)"
+               if common else "Measured time to generate one token after t tokens, with and without a KV cache")
+    return finish(fig, title or "Decoding one token: KV cache vs recompute",
+                  caption_text(caption or default, provenance_sentence(provenance)), height=400)

@@ -12,7 +12,8 @@ from typing import Iterable
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .core import PALETTE, base_layout
+from . import palette
+from .theme import caption_text, finish, provenance_sentence
 
 METRICS = {
     "time_ms": ("time (ms)", 1.0),
@@ -47,75 +48,65 @@ def _exponent(points: list[tuple[int, float]]) -> float | None:
 
 
 def provenance_caption(provenance: dict | None) -> str:
-    """One line: device, torch/triton versions, date (and load on a shared CPU)."""
-    if not provenance:
-        return ""
-    parts = [str(provenance.get("device_name", provenance.get("device_type", "?")))]
-    if provenance.get("capability"):
-        parts[0] += f" (sm {provenance['capability']})"
-    for key in ("torch", "triton"):
-        if provenance.get(key):
-            parts.append(f"{key} {provenance[key]}")
-    if provenance.get("date"):
-        parts.append(str(provenance["date"])[:10])
-    if provenance.get("load_avg_1m_5m_15m"):
-        parts.append(f"load {provenance['load_avg_1m_5m_15m'][0]}")
-    return " · ".join(parts)
+    """One line: device, torch/triton versions, date (and load on a shared CPU); "" without provenance."""
+    sentence = provenance_sentence(provenance)
+    return sentence[len("Measured on "):-1] if sentence else ""
 
 
 def _traces(rows, metric, fit, *, legendgroup_prefix="", showlegend=True, suffix=""):
     _, factor = _check_metric(metric)
     series = _series(rows, metric)
+    # Colour by method (the row's name), dash by mode: softmax is softmax's blue in every figure.
+    styles = dict(zip(series, palette.series_styles(list(series))))
     traces = []
-    for i, (label, points) in enumerate(series.items()):
+    for label, points in series.items():
         p = _exponent(points) if fit else None
         name = f"{label}{suffix}" + (f"  ~L^{p:.2f}" if p is not None else "")
         traces.append(go.Scatter(
             x=[n for n, _ in points], y=[y * factor for _, y in points], mode="lines+markers", name=name,
-            legendgroup=legendgroup_prefix + label, showlegend=showlegend,
-            line=dict(color=PALETTE[i % len(PALETTE)]),
+            legendgroup=legendgroup_prefix + label, showlegend=showlegend, line=styles[label],
             hovertemplate=f"{label}<br>L=%{{x}}<br>%{{y:.4g}}<extra></extra>"))
     return traces
 
 
 def scaling_figure(rows: Iterable[dict], metric: str = "time_ms", title: str | None = None, fit: bool = True,
-                   provenance: dict | None = None) -> go.Figure:
+                   provenance: dict | None = None, caption: str | None = None) -> go.Figure:
     """Log-log plot of ``metric`` against length, one trace per mixer (and mode).
 
     Args:
         rows: measurement rows (``postlib.bench`` ``ROW_KEYS``); rows whose status is
             not "ok" (skipped) are left out.
         metric: ``"time_ms"`` or ``"peak_mem_bytes"`` (plotted in MiB).
+        title: a short headline (default: the metric against length).
         fit: put the fitted exponent ``~L^p`` in each legend entry.
-        provenance: a ``postlib.bench.provenance`` dict, shown as a subtitle.
+        provenance: a ``postlib.bench.provenance`` dict, added to the caption.
+        caption: the caption's first sentence (default: what is plotted).
     """
     rows = list(rows)
     ylabel, _ = _check_metric(metric)
     fig = go.Figure(_traces(rows, metric, fit))
     if not fig.data:
         raise ValueError(f"rows contain no measurement of {metric!r} with status 'ok' to plot")
-    caption = provenance_caption(provenance)
-    full_title = title or f"{ylabel} vs sequence length"
-    if caption:
-        full_title += f"<br><sup>{caption}</sup>"
-    base_layout(fig, full_title)
     fig.update_xaxes(type="log", title="sequence length L")
     fig.update_yaxes(type="log", title=ylabel)
-    return fig
+    default = (f"{ylabel[0].upper() + ylabel[1:]} against sequence length, log-log" +
+               (": a power law c·L^p is a straight line, and the legend gives each fitted exponent p" if fit else ""))
+    return finish(fig, title or f"{ylabel[0].upper() + ylabel[1:]} vs sequence length",
+                  caption_text(caption or default, provenance_sentence(provenance)))
 
 
-def memory_wall_figure(result: dict) -> go.Figure:
+def memory_wall_figure(result: dict, *, title: str | None = None, caption: str | None = None) -> go.Figure:
     """Two panels, time and peak memory vs length, of a recorded memory-wall result.
 
     ``result`` is a dict as returned by ``postlib.bench.load_results`` (keys
-    ``title``, ``rows``, ``provenance``, optional ``notes``); its provenance is
-    the figure's caption, so the reader sees which machine made the numbers.
+    ``title``, ``rows``, ``provenance``, optional ``notes``); its title and provenance
+    open and close the caption, so the reader sees which machine made the numbers.
     """
     if not isinstance(result, dict) or "rows" not in result:
         raise TypeError("result must be a dict with 'rows' (as returned by postlib.bench.load_results)")
     rows = result["rows"]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("forward time", "peak memory (measured)"),
-                        horizontal_spacing=0.1)
+                        horizontal_spacing=0.12)
     for col, metric, suffix in ((1, "time_ms", " time"), (2, "peak_mem_bytes", " memory")):
         for trace in _traces(rows, metric, True, legendgroup_prefix=metric, suffix=suffix):
             fig.add_trace(trace, row=1, col=col)
@@ -123,10 +114,8 @@ def memory_wall_figure(result: dict) -> go.Figure:
         fig.update_yaxes(type="log", title=METRICS[metric][0], row=1, col=col)
     if not fig.data:
         raise ValueError("result rows contain no measurement with status 'ok' to plot")
-    base_layout(fig, result.get("title"), height=460)
-    caption = provenance_caption(result.get("provenance"))
-    if caption:
-        fig.add_annotation(text=f"Measured on {caption}", xref="paper", yref="paper", x=0, y=-0.22,
-                           showarrow=False, xanchor="left", font=dict(size=11, color="#555"))
-    fig.update_layout(margin=dict(b=100), legend=dict(orientation="h", y=-0.32))
-    return fig
+    default = ("Forward time and measured peak memory against sequence length, log-log; the legend gives "
+               "each fitted exponent p of c·L^p")
+    return finish(fig, title or "The memory wall: time and memory vs length",
+                  caption_text(result.get("title"), caption or default, provenance_sentence(result.get("provenance"))),
+                  height=460, legend="bottom")

@@ -10,9 +10,12 @@ from plotly.subplots import make_subplots
 
 from ..ssm.discretize import METHODS, discrete_eigenvalue
 from ..ssm.hippo import demo_signal, hippo_online, reconstruct, reconstruction_window
-from .core import PALETTE, base_layout
+from . import palette
+from .theme import caption_text, coloraxis, finish, provenance_sentence
 
-METHOD_COLORS = dict(zip(METHODS, PALETTE))
+METHOD_STYLES = dict(zip(METHODS, palette.series_styles(METHODS)))
+# Node colours of the scan tree: a segment summary, a finished state, not computed yet.
+SEGMENT_COLOR, FINAL_COLOR, PENDING_COLOR = palette.SERIES[0], palette.SERIES[2], palette.NEUTRALS["faint"]
 
 
 def default_eigenvalues() -> np.ndarray:
@@ -23,28 +26,36 @@ def default_eigenvalues() -> np.ndarray:
 
 
 def eigenvalue_map(dt: float = 0.1, lam=None, methods=METHODS) -> go.Figure:
-    """Where each discretization sends the continuous eigenvalues λ (left: Δλ; right: Ā's eigenvalues vs the unit circle)."""
+    """Where each discretization sends the continuous eigenvalues λ (left: Δλ; right: Ā's eigenvalues vs the unit circle).
+
+    The caption counts the unstable modes per method ("euler: 3 unstable").
+    """
     lam = default_eigenvalues() if lam is None else np.asarray(lam, dtype=complex)
-    fig = make_subplots(1, 2, subplot_titles=("continuous: Δ·λ (stable ⇔ Re < 0)",
-                                              "discrete: eigenvalues of Ā (stable ⇔ inside |z| = 1)"))
+    fig = make_subplots(1, 2, subplot_titles=("continuous: Δ·λ", "discrete: eigenvalues of Ā"),
+                        horizontal_spacing=0.14)
     fig.add_trace(go.Scatter(x=(dt * lam).real, y=(dt * lam).imag, mode="markers", name="Δλ",
-                             marker=dict(color="black", size=7)), 1, 1)
+                             marker=dict(color=palette.NEUTRALS["ink"], size=7)), 1, 1)
     theta = np.linspace(0, 2 * np.pi, 200)
     fig.add_trace(go.Scatter(x=np.cos(theta), y=np.sin(theta), mode="lines", name="unit circle",
-                             line=dict(color="grey", dash="dot")), 1, 2)
+                             line=dict(color=palette.NEUTRALS["context"], dash="dot")), 1, 2)
     outside = []
     for m in methods:
         z = discrete_eigenvalue(lam, dt, m)
         n_out = int((np.abs(z) > 1 + 1e-12).sum())
         outside.append(f"{m}: {n_out} unstable")
+        style = METHOD_STYLES.get(m) or palette.series_styles([m])[0]
         fig.add_trace(go.Scatter(x=z.real, y=z.imag, mode="markers", name=m,
-                                 marker=dict(color=METHOD_COLORS[m], size=8, symbol="circle-open", line=dict(width=2))),
+                                 marker=dict(color=style["color"], size=8, symbol="circle-open", line=dict(width=2))),
                       1, 2)
-    fig.update_xaxes(range=[-3.5, 0.5], title_text="Re", row=1, col=1)
-    fig.update_yaxes(range=[-3.5, 3.5], title_text="Im", row=1, col=1)
-    fig.update_xaxes(range=[-2.2, 2.2], title_text="Re", row=1, col=2)
-    fig.update_yaxes(range=[-2.2, 2.2], scaleanchor="x2", row=1, col=2)
-    return base_layout(fig, f"Δ = {dt:.3g} — " + ", ".join(outside), height=440)
+    fig.update_xaxes(range=[-3.5, 0.5], title_text="Re(Δλ)", row=1, col=1)
+    fig.update_yaxes(range=[-3.5, 3.5], title_text="Im(Δλ)", row=1, col=1)
+    fig.update_xaxes(range=[-2.2, 2.2], title_text="Re z", constrain="domain", row=1, col=2)
+    fig.update_yaxes(range=[-2.2, 2.2], title_text="Im z", scaleanchor="x2", constrain="domain", row=1, col=2)
+    caption = caption_text(
+        f"Left: the continuous eigenvalues scaled by the step Δ = {dt:.3g} (stable when Re < 0). Right: where "
+        f"each discretization sends them, the eigenvalues z of Ā (stable inside the unit circle |z| = 1)",
+        "Unstable modes: " + ", ".join(outside))
+    return finish(fig, f"Discretizing at Δ = {dt:.3g}", caption, height=440)
 
 
 @functools.lru_cache(maxsize=32)
@@ -64,36 +75,46 @@ def hippo_reconstruction(step: int = 200, kind: str = "legs", N: int = 16, signa
     s = np.linspace(max(lo, dt), hi, 300)
     rec = reconstruct(kind, coeffs[step - 1], t_h, s)
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=times, y=sig, mode="lines", name="whole signal", line=dict(color="lightgrey")))
-    fig.add_trace(go.Scatter(x=times[:step], y=sig[:step], mode="lines", name="seen so far", line=dict(color="black")))
+    fig.add_trace(go.Scatter(x=times, y=sig, mode="lines", name="whole signal",
+                             line=dict(color=palette.NEUTRALS["faint"])))
+    fig.add_trace(go.Scatter(x=times[:step], y=sig[:step], mode="lines", name="seen so far",
+                             line=dict(color=palette.NEUTRALS["ink"])))
     fig.add_trace(go.Scatter(x=s / dt, y=rec, mode="lines", name=f"rebuilt from {N} numbers",
-                             line=dict(color=PALETTE[1], width=3)))
+                             line=dict(color=palette.color("s4"), width=3)))
     err = np.sqrt(np.mean((rec - np.interp(s / dt, times, sig)) ** 2))
     fig.update_xaxes(range=[0, L], title_text="time step")
-    fig.update_yaxes(range=[-2.2, 2.2])
-    return base_layout(fig, f"HiPPO-{kind.upper()}, N = {N}: step {step}, RMS error {err:.3f}", height=380)
+    fig.update_yaxes(range=[-2.2, 2.2], title_text="signal")
+    caption = caption_text(
+        f"The {signal} signal seen so far (black) and what HiPPO-{kind.upper()} rebuilds of it from its N = {N} "
+        f"coefficients (green), over {L} steps",
+        "LegS rebuilds the whole history; LegT and LagT a recent window. The title gives the RMS error over the "
+        "rebuilt part")
+    return finish(fig, f"HiPPO-{kind.upper()}, step {step}: RMS error {err:.3f}", caption, height=380)
 
 
-def memory_figure(delays, curves: dict) -> go.Figure:
+def memory_figure(delays, curves: dict, *, title: str | None = None, caption: str | None = None) -> go.Figure:
     """R² of reading u_{t−τ} out of the state, against the delay τ, one line per transition matrix."""
     fig = go.Figure()
-    for i, (name, r2) in enumerate(curves.items()):
-        fig.add_trace(go.Scatter(x=list(delays), y=list(r2), mode="lines+markers", name=name,
-                                 line=dict(color=PALETTE[i % len(PALETTE)])))
+    for (name, r2), style in zip(curves.items(), palette.series_styles(list(curves))):
+        fig.add_trace(go.Scatter(x=list(delays), y=list(r2), mode="lines+markers", name=name, line=style))
     fig.update_xaxes(title_text="delay τ (steps)")
-    fig.update_yaxes(title_text="R² of the best linear readout of u(t−τ)", range=[-0.05, 1.05])
-    return base_layout(fig, "How long does the state remember?")
+    fig.update_yaxes(title_text="R² of the readout", range=[-0.05, 1.05])
+    default = ("How well the best linear readout of the state recovers the input u(t − τ), against the delay τ, "
+               "one line per transition matrix (R² = 1: perfectly remembered)")
+    return finish(fig, title or "How long does the state remember?", caption_text(caption or default))
 
 
-def kernels_figure(kernels: dict, title: str = "SSM convolution kernels K_l") -> go.Figure:
+def kernels_figure(kernels: dict, title: str = "SSM convolution kernels", *, caption: str | None = None) -> go.Figure:
     """One line per kernel (1-D arrays), e.g. a few channels of S4 and S4D at initialisation."""
     fig = go.Figure()
-    for i, (name, k) in enumerate(kernels.items()):
+    for (name, k), style in zip(kernels.items(), palette.series_styles(list(kernels))):
         k = np.asarray(k)
-        fig.add_trace(go.Scatter(x=np.arange(len(k)), y=k, mode="lines", name=name,
-                                 line=dict(color=PALETTE[i % len(PALETTE)])))
+        fig.add_trace(go.Scatter(x=np.arange(len(k)), y=k, mode="lines", name=name, line=style))
     fig.update_xaxes(title_text="lag l")
-    return base_layout(fig, title)
+    fig.update_yaxes(title_text="kernel value K_l")
+    default = ("The convolution kernel K_l = C Ā^l B̄ of each channel against the lag l: how strongly the input "
+               "l steps ago enters the output")
+    return finish(fig, title, caption_text(caption or default))
 
 
 def scan_tree(step: int = 0, L: int = 8) -> go.Figure:
@@ -114,13 +135,13 @@ def scan_tree(step: int = 0, L: int = 8) -> go.Figure:
             nx.append(pos(lvl, k))
             ny.append(lvl)
             if lvl >= finished_level or (step >= K and lvl == K):
-                ncol.append("#2ca02c")
+                ncol.append(FINAL_COLOR)
                 ntext.append("h final")
             elif lvl <= step:
-                ncol.append("#1f77b4")
+                ncol.append(SEGMENT_COLOR)
                 ntext.append(f"segment [{k * 2 ** lvl}, {pos(lvl, k)}]")
             else:
-                ncol.append("lightgrey")
+                ncol.append(PENDING_COLOR)
                 ntext.append("not yet")
     for lvl in range(1, min(step, K) + 1):
         for k in range(L >> lvl):
@@ -134,74 +155,95 @@ def scan_tree(step: int = 0, L: int = 8) -> go.Figure:
             down_y += [lvl + 1, lvl, None]
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=up_x or [None], y=up_y or [None], mode="lines", name="combine (up)",
-                             line=dict(color="#1f77b4", width=2)))
+                             line=dict(color=SEGMENT_COLOR, width=2)))
     fig.add_trace(go.Scatter(x=down_x or [None], y=down_y or [None], mode="lines", name="fill in (down)",
-                             line=dict(color="#2ca02c", width=2, dash="dash")))
-    fig.add_trace(go.Scatter(x=nx, y=ny, mode="markers", name="nodes", text=ntext, hoverinfo="text",
-                             marker=dict(color=ncol, size=16, line=dict(color="black", width=1))))
+                             line=dict(color=FINAL_COLOR, width=2, dash="dash")))
+    fig.add_trace(go.Scatter(x=nx, y=ny, mode="markers", name="nodes", text=ntext, hoverinfo="text", showlegend=False,
+                             marker=dict(color=ncol, size=16, line=dict(color=palette.NEUTRALS["ink"], width=1))))
     phase = "inputs (a_t, b_t)" if step == 0 else (f"up-sweep level {step}" if step <= K else f"down-sweep to level {2 * K - step}")
     fig.update_xaxes(title_text="time t", range=[-0.7, L - 0.3], dtick=1)
     fig.update_yaxes(title_text="level", range=[-0.5, K + 0.5], dtick=1)
-    return base_layout(fig, f"Parallel scan, L = {L}: step {step}/{2 * K} — {phase}", height=380)
+    caption = caption_text(
+        f"The parallel scan on L = {L} inputs (a_t, b_t), one phase per step. Up-sweep: neighbours combine, "
+        f"(a₂, b₂)∘(a₁, b₁) = (a₂a₁, a₂b₁ + b₂), halving the length. Down-sweep: each level's even nodes take "
+        f"the previous odd node's finished state",
+        "Blue nodes hold a segment's summary, green nodes a finished state h_t, grey nodes are not computed yet")
+    return finish(fig, f"Parallel scan, step {step}/{2 * K}: {phase}", caption, height=380)
 
 
 def hidden_state_figure(t: int, traj: dict, u) -> go.Figure:
-    """Input and Δ_t (top), then the LTI (S4D) and selective (Mamba) states up to time t (heatmaps)."""
+    """Input and Δ_t (top), then the LTI (S4D) and selective (Mamba) states up to time t (heatmaps, one colour scale)."""
     u = np.asarray(u)
     L, N = traj["lti"].shape
     t = int(min(max(t, 1), L))
-    fig = make_subplots(3, 1, shared_xaxes=True, vertical_spacing=0.07, row_heights=[0.3, 0.35, 0.35],
-                        subplot_titles=("input u_t and the selective step Δ_t", "S4D (Δ fixed): state x_t",
-                                        "Mamba (Δ_t from the input): state x_t"))
+    fig = make_subplots(3, 1, shared_xaxes=True, vertical_spacing=0.09, row_heights=[0.3, 0.35, 0.35],
+                        subplot_titles=("input u_t and step Δ_t", "S4D state (Δ fixed)",
+                                        "Mamba state (Δ_t from the input)"))
     steps = np.arange(L)
-    fig.add_trace(go.Scatter(x=steps, y=u, mode="lines", name="u_t", line=dict(color="black")), 1, 1)
+    fig.add_trace(go.Scatter(x=steps, y=u, mode="lines", name="input u_t", line=dict(color=palette.NEUTRALS["ink"])),
+                  1, 1)
     d = traj["delta"]
     fig.add_trace(go.Scatter(x=steps, y=d / max(d.max(), 1e-12), mode="lines", name="Δ_t (scaled)",
-                             line=dict(color=PALETTE[1])), 1, 1)
+                             line=dict(color=palette.color("mamba"))), 1, 1)
     fig.add_trace(go.Scatter(x=[t - 1, t - 1], y=[-1.2, 1.2], mode="lines", name="now",
-                             line=dict(color="grey", dash="dot")), 1, 1)
+                             line=dict(color=palette.NEUTRALS["context"], dash="dot")), 1, 1)
     vmax = max(np.abs(traj["lti"]).max(), np.abs(traj["selective"]).max(), 1e-9)
+    coloraxis(fig, colorscale=palette.DIVERGING, title="state x_t", cmin=-vmax, cmax=vmax)
     for row, key in ((2, "lti"), (3, "selective")):
         z = traj[key].T.copy()
         z[:, t:] = np.nan
-        fig.add_trace(go.Heatmap(z=z, x=steps, y=np.arange(N), zmin=-vmax, zmax=vmax, colorscale="RdBu",
-                                 showscale=row == 2, name=key), row, 1)
+        fig.add_trace(go.Heatmap(z=z, x=steps, y=np.arange(N), coloraxis="coloraxis", name=key,
+                                 hovertemplate="t %{x}, n %{y}: %{z:.3f}<extra></extra>"), row, 1)
         fig.update_yaxes(title_text="state n", row=row, col=1)
-    fig.update_xaxes(title_text="time step", row=3, col=1)
-    return base_layout(fig, f"t = {t}", height=560)
+    fig.update_yaxes(title_text="u_t, Δ_t", range=[-1.25, 1.25], row=1, col=1)
+    fig.update_xaxes(title_text="time step t", row=3, col=1)
+    caption = caption_text(
+        f"Top: the input u_t and Mamba's step Δ_t (scaled to its maximum); the dotted line marks now. Middle and "
+        f"bottom: the N = {N} state channels of S4D (one fixed Δ) and of Mamba (Δ_t computed from the input) up "
+        f"to now, on one colour scale",
+        "Where Δ_t is small the selective state holds still; the fixed-Δ state blurs every input together")
+    return finish(fig, f"Hidden states up to t = {t}", caption, height=560)
 
 
-def crossover_figure(rows, x_key: str = "states", title: str = "CPU scan: time against the per-step state size") -> go.Figure:
+def crossover_figure(rows, x_key: str = "states", title: str = "Scan time vs state size", *,
+                     caption: str | None = None, provenance: dict | None = None) -> go.Figure:
     """Time (ms) of each backend against dim × N (log-log), from the crossover benchmark's rows."""
     fig = go.Figure()
     names = list(dict.fromkeys(r["name"] for r in rows))
-    for i, name in enumerate(names):
+    for name, style in zip(names, palette.series_styles(names)):
         pts = sorted((r[x_key], r["time_ms"]) for r in rows if r["name"] == name and r.get("status", "ok") == "ok")
         fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=name,
-                                 line=dict(color=PALETTE[i % len(PALETTE)])))
+                                 line=style))
     fig.update_xaxes(type="log", title_text="dim × N (state size per step)")
     fig.update_yaxes(type="log", title_text="time (ms, median)")
-    return base_layout(fig, title)
+    default = "Forward time of each scan backend against the state size per step, log-log"
+    return finish(fig, title, caption_text(caption or default, provenance_sentence(provenance)))
 
 
-def accuracy_table_figure(ours: dict, paper: dict, title: str = "Selective copying: paper vs ours") -> go.Figure:
+def accuracy_table_figure(ours: dict, paper: dict, title: str = "Selective copying: paper vs ours", *,
+                          caption: str | None = None) -> go.Figure:
     """Grouped bars: the paper's accuracy beside ours for each model label (missing entries are left out)."""
     labels = list(dict.fromkeys(list(paper) + list(ours)))
     fig = go.Figure()
     fig.add_trace(go.Bar(x=labels, y=[paper.get(k) for k in labels], name="Mamba paper, Table 1",
-                         marker_color="lightgrey", text=[f"{paper[k]:.1f}" if k in paper else "" for k in labels]))
+                         marker_color=palette.NEUTRALS["context"],
+                         text=[f"{paper[k]:.1f}" if k in paper else "" for k in labels]))
     fig.add_trace(go.Bar(x=labels, y=[ours.get(k) for k in labels], name="ours (small, this run)",
-                         marker_color=PALETTE[0], text=[f"{ours[k]:.1f}" if k in ours else "" for k in labels]))
+                         marker_color=palette.SERIES[0], text=[f"{ours[k]:.1f}" if k in ours else "" for k in labels]))
     fig.update_yaxes(title_text="accuracy (%)", range=[0, 105])
-    return base_layout(fig, title, barmode="group")
+    fig.update_xaxes(title_text="model")
+    fig.update_layout(barmode="group")
+    default = ("Selective-copying accuracy: the paper's number (grey) beside ours (blue) for each model; ours is a "
+               "much smaller run, so compare the ordering rather than the values")
+    return finish(fig, title, caption_text(caption or default))
 
 
-def training_curves_figure(curves: dict, title: str = "Training loss") -> go.Figure:
+def training_curves_figure(curves: dict, title: str = "Training loss", *, caption: str | None = None) -> go.Figure:
     """Loss against step, one line per model: ``curves[label] = [(step, loss), ...]`` (``TrainResult.losses``)."""
     fig = go.Figure()
-    for i, (name, pts) in enumerate(curves.items()):
-        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines", name=name,
-                                 line=dict(color=PALETTE[i % len(PALETTE)])))
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(title_text="cross-entropy on the answer positions", type="log")
-    return base_layout(fig, title)
+    for (name, pts), style in zip(curves.items(), palette.series_styles(list(curves))):
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines", name=name, line=style))
+    fig.update_xaxes(title_text="training step")
+    fig.update_yaxes(title_text="cross-entropy (answers)", type="log")
+    default = "Training loss (cross-entropy on the answer positions) against the step, one line per model"
+    return finish(fig, title, caption_text(caption or default))

@@ -4,10 +4,11 @@ import pytest
 pn = pytest.importorskip("panel")
 
 from apps.pages.attention_approximations import PAGE, AttentionApproximationsPage  # noqa: E402
+from postlib.viz import get_caption  # noqa: E402
 
 
-def _titles(pane):
-    return pane.object.layout.title.text
+def _titles(pane):  # what the figure says: its headline and its caption
+    return pane.object.layout.title.text + " " + get_caption(pane.object)
 
 
 def test_page_metadata():

@@ -7,6 +7,7 @@ import panel as pn
 
 from apps.pages import attention
 from apps.pages.attention import PAGE, AttentionPage
+from postlib.viz import get_caption
 from postlib.viz.attention import flash_tiles_step
 
 
@@ -35,8 +36,8 @@ def test_params_update_the_map_and_the_costs_in_place():
     assert np.all(z[np.triu_indices(48, 1)] == 0)
     before = cost_pane.object
     page.head_dim = 64
-    assert cost_pane.object is not before and "d = 64" in cost_pane.object.layout.title.text
-    assert "d = 64" in map_pane.object.layout.title.text
+    assert cost_pane.object is not before and "d = 64" in get_caption(cost_pane.object)
+    assert "d = 64" in get_caption(map_pane.object)
 
 
 def test_player_steps_the_same_tile_figure_as_the_chapter():
@@ -56,7 +57,7 @@ def test_player_steps_the_same_tile_figure_as_the_chapter():
 
 
 def test_over_budget_length_shows_a_message_and_keeps_the_costs():
-    page = AttentionPage(budget_bytes=attention.map_bytes(64))
+    page = AttentionPage(budget_bytes=attention.map_bytes(64) + 1)  # strictly below the budget: drawn
     page.length = 64
     assert not page.refusal.visible and page.map_pane.visible
     page.length = 96

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from postlib.ssm.demo import demo_input, relative_change_on_quiet_steps, state_trajectories
+from postlib.viz import get_caption, ssm
 from postlib.viz.core import frames_figure
 from postlib.viz.ssm import (accuracy_table_figure, crossover_figure, eigenvalue_map, hidden_state_figure,
                              hippo_reconstruction, scan_tree, training_curves_figure)
@@ -12,8 +13,8 @@ def test_eigenvalue_map_counts_euler_blowups():
     import re
     counts = {}
     for dt in (0.01, 1.0):
-        title = eigenvalue_map(dt).layout.title.text
-        counts[dt] = {m: int(n) for m, n in re.findall(r"(\w+): (\d+) unstable", title)}
+        caption = get_caption(eigenvalue_map(dt))
+        counts[dt] = {m: int(n) for m, n in re.findall(r"(\w+): (\d+) unstable", caption)}
     for m in ("zoh", "bilinear", "backward_euler"):
         assert counts[0.01][m] == counts[1.0][m] == 0
     assert 0 < counts[0.01]["euler"] < counts[1.0]["euler"]     # oscillating modes escape even at small Δ
@@ -29,8 +30,8 @@ def test_scan_tree_phases():
     figs = [scan_tree(step, L=L) for step in range(2 * K + 1)]
     assert all(len(f.data) == 3 for f in figs)                 # same traces in every frame: animatable
     colors = lambda f: list(f.data[2].marker.color)
-    assert colors(figs[0]).count("lightgrey") == 2 * L - 1 - L   # only the inputs (level 0) are done
-    assert colors(figs[-1]).count("#2ca02c") == 2 * L - 1        # at the end every node holds its final state
+    assert colors(figs[0]).count(ssm.PENDING_COLOR) == 2 * L - 1 - L   # only the inputs (level 0) are done
+    assert colors(figs[-1]).count(ssm.FINAL_COLOR) == 2 * L - 1        # at the end every node holds its final state
     with pytest.raises(ValueError, match="power of two"):
         scan_tree(0, L=6)
 

@@ -9,6 +9,7 @@ import torch
 from postlib.attention.derive import attention_costs
 from postlib.attention.softmax import softmax_attention
 from postlib.viz import attention as va
+from postlib.viz import get_caption
 
 
 def _row_entropy(w):
@@ -25,7 +26,7 @@ def test_attention_map_draws_softmax_rows(length, causal):
     np.testing.assert_allclose(z.sum(-1), 1.0, rtol=1e-12)
     if causal:
         assert np.all(z[np.triu_indices(length, 1)] == 0)
-    assert f"L = {length}" in fig.layout.title.text
+    assert f"L = {length}" in get_caption(fig)
 
 
 def test_attention_map_seed_and_pattern_matter():
@@ -52,7 +53,7 @@ def test_cost_curves_plot_the_formula_and_mark_the_current_length():
     lengths = [256, 128, 1024, 512]
     fig = va.cost_curves(lengths, 64, current_length=300, block_size=32)
     assert len(fig.data) == 6
-    assert "not measured" in fig.layout.title.text
+    assert "not measured" in get_caption(fig)
     flops_mat, flops_tiled, now_flops, mem_mat, mem_tiled, now_mem = fig.data
     assert list(flops_mat.x) == sorted(lengths)
     expected = [attention_costs(n, 64, block_size=32) for n in sorted(lengths)]
@@ -153,5 +154,8 @@ def test_kv_cache_figure_plots_measured_rows_and_the_ratio():
     cached, recompute, ratio = fig.data
     assert list(cached.x) == [16, 32, 64] and list(recompute.x) == [16, 32, 64]
     np.testing.assert_allclose(ratio.y, [(0.1 + 0.01 * n) / (0.1 + 0.001 * n) for n in (16, 32, 64)])
+    assert fig.layout.xaxis.range == fig.layout.xaxis2.range     # both panels span the same lengths
+    assert "slowdown" in fig.layout.yaxis2.title.text           # not a lone "×"
+    assert list(fig.layout.xaxis.tickvals) == [16, 32, 64]         # less than two decades: the lengths themselves
     with pytest.raises(ValueError, match="cached='cache' names no measured series"):
         va.kv_cache_figure(_kv_rows(), cached="cache")

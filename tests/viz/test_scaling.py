@@ -1,6 +1,7 @@
 """scaling_figure and memory_wall_figure: traces, exponents in the legend, log axes, captions."""
 import pytest
 
+from postlib.viz import get_caption, palette
 from postlib.viz.scaling import memory_wall_figure, provenance_caption, scaling_figure
 
 
@@ -24,7 +25,9 @@ def test_one_trace_per_name_with_fitted_exponent():
     names = {t.name for t in fig.data}
     assert names == {"softmax  ~L^2.00", "mamba  ~L^1.00"}
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
-    assert "Test CPU" in fig.layout.title.text
+    assert "Test CPU" in get_caption(fig) and "Test CPU" not in fig.layout.title.text
+    colors = {t.name.split()[0]: t.line.color for t in fig.data}
+    assert colors == {"softmax": palette.color("softmax"), "mamba": palette.color("mamba")}
     assert all(t.mode == "lines+markers" for t in fig.data)
 
 
@@ -60,7 +63,10 @@ def test_memory_wall_figure_two_panels_with_caption():
     assert fig.layout.xaxis.type == fig.layout.xaxis2.type == "log"
     assert fig.layout.yaxis2.type == "log"
     assert any("~L^2.00" in t.name and "memory" in t.name for t in fig.data)
-    assert any("Test CPU" in a.text for a in fig.layout.annotations)
+    # provenance in the caption, never on the plot (it used to sit over the x-axis title)
+    assert "Measured on Test CPU" in get_caption(fig)
+    assert not any("Test CPU" in (a.text or "") for a in fig.layout.annotations)
+    assert "wall" in get_caption(fig)
 
 
 def test_provenance_caption():

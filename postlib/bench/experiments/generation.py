@@ -33,24 +33,27 @@ def add_arguments(parser) -> None:
     parser.add_argument("--warmup", type=int, default=2)
 
 
-def _randn(*shape):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+def _randn(*shape, device="cpu"):
+    # Drawn on the CPU with a fixed seed (the same numbers on every device), then moved.
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(0)).to(device)
 
 
-def generation_factories(d_model: int = 256, n_heads: int = 4) -> dict:
-    """{name: context length n -> thunk producing one output token}, one attention layer, batch 1, fp32."""
+def generation_factories(d_model: int = 256, n_heads: int = 4, device="cpu") -> dict:
+    """{name: context length n -> thunk producing one output token}, one attention layer, batch 1, fp32,
+    on ``device``."""
     from ...attention.linear import apply_feature_map
     from ...registry import build_mixer
 
     torch.manual_seed(0)
-    lin = build_mixer("linear", d_model, n_heads=n_heads).eval()
-    soft = build_mixer("softmax", d_model, n_heads=n_heads).eval()
+    lin = build_mixer("linear", d_model, n_heads=n_heads).to(device).eval()
+    soft = build_mixer("softmax", d_model, n_heads=n_heads).to(device).eval()
     Dh = d_model // n_heads
-    x_t = _randn(1, d_model)
+    x_t = _randn(1, d_model, device=device)
 
     def recurrent(n):
         # The state after n tokens has the same size for every n; its values do not change the cost.
-        state = (apply_feature_map(_randn(1, n_heads, Dh, Dh)), apply_feature_map(_randn(1, n_heads, Dh)))
+        state = (apply_feature_map(_randn(1, n_heads, Dh, Dh, device=device)),
+                 apply_feature_map(_randn(1, n_heads, Dh, device=device)))
 
         @torch.no_grad()
         def run():
@@ -58,7 +61,7 @@ def generation_factories(d_model: int = 256, n_heads: int = 4) -> dict:
         return run
 
     def kv_cache(n):
-        state = {"k": _randn(1, n_heads, n, Dh), "v": _randn(1, n_heads, n, Dh)}
+        state = {"k": _randn(1, n_heads, n, Dh, device=device), "v": _randn(1, n_heads, n, Dh, device=device)}
 
         @torch.no_grad()
         def run():
@@ -66,7 +69,7 @@ def generation_factories(d_model: int = 256, n_heads: int = 4) -> dict:
         return run
 
     def recompute(n):
-        x = _randn(1, n + 1, d_model)
+        x = _randn(1, n + 1, d_model, device=device)
 
         @torch.no_grad()
         def run():

@@ -32,16 +32,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--softmax-repeats", type=int, default=3, help="timed runs per length (softmax)")
 
 
-def _randn(*shape):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+def _randn(*shape, device="cpu"):
+    # Drawn on the CPU with a fixed seed (the same numbers on every device), then moved.
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(0)).to(device)
 
 
-def scaling_factories(heads: int = 4, head_dim: int = 64, chunk_size: int = 128) -> dict:
-    """{name: length -> thunk} for one causal attention forward on (1, heads, L, head_dim) fp32 tensors."""
+def scaling_factories(heads: int = 4, head_dim: int = 64, chunk_size: int = 128, device="cpu") -> dict:
+    """{name: length -> thunk} for one causal attention forward on (1, heads, L, head_dim) fp32 tensors
+    on ``device``."""
     from ...attention.linear import apply_feature_map, linear_attention_features
 
     def linear(L):
-        q, k, v = (_randn(1, heads, L, head_dim) for _ in range(3))
+        q, k, v = (_randn(1, heads, L, head_dim, device=device) for _ in range(3))
 
         @torch.no_grad()
         def run():
@@ -50,7 +52,7 @@ def scaling_factories(heads: int = 4, head_dim: int = 64, chunk_size: int = 128)
         return run
 
     def softmax(L):
-        q, k, v = (_randn(1, heads, L, head_dim) for _ in range(3))
+        q, k, v = (_randn(1, heads, L, head_dim, device=device) for _ in range(3))
 
         @torch.no_grad()
         def run():
