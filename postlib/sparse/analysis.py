@@ -233,15 +233,16 @@ def pattern_scores(kind: str, length: int, *, causal: bool = False, **params) ->
         if n > MAX_FORMULA_BLOCKS:
             raise ValueError(f"length / block_size = {n} blocks is more than {MAX_FORMULA_BLOCKS} per side for the "
                              "bigbird count; use a larger block_size")
-        coarse = bigbird_block_mask(n, p["num_random_blocks"], p["num_global_blocks"], p["seed"]).long()
+        coarse = bigbird_block_mask(n, p["num_random_blocks"], p["num_global_blocks"], p["seed"])
         size = torch.full((n,), b, dtype=torch.long)
-        size[-1] = L - (n - 1) * b
-        weight = size[:, None] * size[None, :]
-        if causal:
-            idx = torch.arange(n)
-            weight = torch.where(idx[None, :] < idx[:, None], weight, torch.zeros_like(weight))
-            weight += torch.diag(size * (size + 1) // 2)
-        return int((coarse * weight).sum())
+        size[-1] = L - (n - 1) * b                                            # the last block may be short
+        if causal:    # whole blocks strictly below the diagonal, then each diagonal block's triangle
+            coarse = coarse.tril(-1)
+        # Σ_J coarse[I, J]·size[J] per block row, without an (n × n) integer matrix: every block has b keys
+        # but the last one.
+        keys = coarse.sum(1, dtype=torch.long) * b - coarse[:, -1].long() * (b - size[-1])
+        total = int((size * keys).sum())
+        return total + (int((size * (size + 1) // 2).sum()) if causal else 0)
     total = 0
     for w, r in zip(p["segment_lengths"], p["dilations"]):
         o = p["offset"] % r
