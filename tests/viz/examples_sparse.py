@@ -20,7 +20,7 @@ def _chapter_gallery():
     return vs.pattern_gallery({
         "dense (causal)": torch.ones(L, L, dtype=torch.bool).tril(),
         "window": attention_mask("sliding", L, causal=True, window=9),
-        "window + globals": attention_mask("longformer", L, causal=True, window=9, global_tokens=[0, 1]),
+        "with globals": attention_mask("longformer", L, causal=True, window=9, global_tokens=[0, 1]),
         "BigBird": attention_mask("bigbird", L, block_size=8, num_random_blocks=1, num_global_blocks=1),
         "dilated": attention_mask("dilated", L, causal=True, segment_lengths=[8, 32, 64], dilations=[1, 4, 8])})
 
