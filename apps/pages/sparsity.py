@@ -41,8 +41,9 @@ MEMORY_LENGTHS = [1024, 4096, 16384, 65536, 262144, 1048576]
 MAX_LAYERS = 8
 # Measured (tests/apps/test_page_budgets.py): the drawn mask and its tiles (int64 index grids inside
 # attention_mask, the int8 z and its copy in the figure cache), plus LongNet's receptive field, whose
-# sparse masks hold about 40 bytes per kept (query, key) pair for each head's pairs. Charged: 96 bytes per
-# cell, 48 per cell and head for LongNet, and 16 MiB of plotly objects.
+# sparse masks hold about 40 bytes per kept (query, key) pair for each head's pairs: 7 MiB in all for a
+# 512 × 512 window with tiles of 4 (28 bytes per cell, overhead included), 4 MiB for LongNet with 64 heads.
+# Charged: 96 bytes per cell, 48 per cell and head for LongNet, and 16 MiB of plotly objects.
 CELL_BYTES, HEAD_CELL_BYTES, DRAW_OVERHEAD_BYTES = 96, 48, 16 * 2 ** 20
 # The count from the formula: about a dozen int64 vectors of L for a window (Longformer's globals), the
 # (n × n) block mask of BigBird (one byte per block pair, a few copies). Charged: 160 bytes per token,

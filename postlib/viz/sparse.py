@@ -60,9 +60,11 @@ def pattern_figure(kind: str, length: int, *, causal: bool = False, tile: int = 
     mask = pattern.dense().numpy()
     any_, full = (t.numpy() for t in pattern.tile_layout(tile))
     z = np.maximum(_tile_cells(any_, tile, length), 2 * mask.astype(np.int8))
+    # The hover names the three values in one template: a per-cell label array would cost tens of bytes per
+    # cell in the figure's JSON (MiB at L = 512) for three distinct strings.
     fig = go.Figure(go.Heatmap(z=z, zmin=0, zmax=2, colorscale=palette.MAGNITUDE, showscale=False,
-                               customdata=np.array(["skipped tile", "computed, masked", "allowed"])[z],
-                               hovertemplate="query %{y}, key %{x}: %{customdata}<extra></extra>"))
+                               hovertemplate="query %{y}, key %{x}: %{z}<br>(2 allowed, 1 computed and masked, "
+                                             "0 skipped tile)<extra></extra>"))
     _square_axes(fig, length)
     computed, total = int(any_.sum()), any_.size
     label = name or kind
