@@ -24,6 +24,7 @@ import math
 
 import torch
 
+from ..bench import peak_memory
 from ..sparse import attention_mask, make_pattern, sparse_attention
 from ..sparse.analysis import reach_matrix
 from ..sparse.attention import masked_attention
@@ -79,6 +80,12 @@ def check_longformer_mask(fn):
                        f"{int((got != want).sum())} entries.")
 
 
+# The memory check of check_window_attention: at L = 4096 a full (L × L) float32 matrix takes 64 MiB (an
+# (L × L) bool mask 16 MiB); a window of 16 keys per query about 1 MiB. A quarter of the scores is the limit.
+WINDOW_CHECK_L = 4096
+WINDOW_PEAK_LIMIT_BYTES = WINDOW_CHECK_L ** 2 * 4 // 4
+
+
 def _qkv(shape, seed):
     b, h, L, d = shape
     g = torch.Generator().manual_seed(seed)
@@ -88,8 +95,9 @@ def _qkv(shape, seed):
 @exercise(points=3, difficulty=2, minutes=20, title="causal sliding-window attention",
           forbid=["torch.nn.functional.scaled_dot_product_attention"])
 def check_window_attention(fn):
-    """``fn(q, k, v, window)``: causal attention where query i sees keys i − window // 2 … i; the checker
-    calls it at L = 4096 as well, where an (L × L) float64 score matrix would take 128 MiB per head."""
+    """``fn(q, k, v, window)``: causal attention where query i sees keys i − window // 2 … i. The checker
+    also calls it at L = 4096 in float32 and measures its peak memory (``postlib.bench.peak_memory``): an
+    (L × L) score matrix alone takes 64 MiB there, a window of 16 needs about 1 MiB."""
     for i, (shape, window) in enumerate((((1, 1, 1, 4), 3), ((2, 3, 13, 8), 4), ((1, 2, 37, 5), 9))):
         q, k, v = _qkv(shape, i)
         out = expect_tensor(fn(q, k, v, window), f"the output for q {tuple(q.shape)}", shape).double()
@@ -104,11 +112,18 @@ def check_window_attention(fn):
                            "keys and itself, and the softmax runs over exactly those.")
         raise Mismatch(f"for q {tuple(q.shape)}, window {window} the output differs by up to "
                        f"{(out - want).abs().max():.2e}.")
-    q, k, v = (t.float() for t in _qkv((1, 1, 4096, 8), 9))
-    out = expect_tensor(fn(q, k, v, 16), "the output at L = 4096", (1, 1, 4096, 8))
+    q, k, v = (t.float() for t in _qkv((1, 1, WINDOW_CHECK_L, 8), 9))
+    result = []
+    peak = peak_memory(lambda: result.append(fn(q, k, v, 16)))
+    out = expect_tensor(result[0], f"the output at L = {WINDOW_CHECK_L}", (1, 1, WINDOW_CHECK_L, 8))
     ref = sparse_attention(q, k, v, "sliding", causal=True, window=16, backend="torch")
     if not torch.allclose(out.float(), ref, rtol=1e-4, atol=1e-5):
-        raise Mismatch("right at small lengths but not at L = 4096: check the keys near the start of the sequence.")
+        raise Mismatch(f"right at small lengths but not at L = {WINDOW_CHECK_L}: check the keys near the start of "
+                       "the sequence.")
+    if peak > WINDOW_PEAK_LIMIT_BYTES:
+        raise Mismatch(f"right, but at L = {WINDOW_CHECK_L} your function allocates {peak / 2 ** 20:.0f} MiB, where "
+                       f"an (L × L) float32 score matrix takes {WINDOW_CHECK_L ** 2 * 4 / 2 ** 20:.0f} MiB: give "
+                       "each query only its window of keys instead of masking a full matrix.")
 
 
 @exercise(points=2, difficulty=2, minutes=10, title="tiles a causal window touches")

@@ -83,6 +83,13 @@ def test_typical_mistakes_fail_with_a_hint(capsys):
 
     assert not ex.check_window_attention(two_sided)
     assert "two-sided" in capsys.readouterr().out
+    def dense_masked(q, k, v, w):                          # right, but builds the (L × L) scores
+        scores = (q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).masked_fill(~good_sliding(q.shape[2], w, True),
+                                                                                 float("-inf"))
+        return torch.softmax(scores, -1) @ v
+
+    assert not ex.check_window_attention(dense_masked)
+    assert "MiB" in capsys.readouterr().out
     assert not ex.check_tiles_touched(lambda L, w, t: (-(-L // t)) * (-(-L // t) + 1) // 2)
     assert "every tile on or below the diagonal" in capsys.readouterr().out
     assert not ex.check_longnet_mix(lambda outs, lses: sum(outs) / len(outs))
