@@ -8,7 +8,8 @@ Two readings of the trained model, both from the model's own parameters and stat
   Eq. 2 with ZOH): a large Δ_t resets the state towards the current input, a small one lets the token
   pass unseen (the paper's §3.5.2 "selection" reading). :func:`token_retention` reads Δ_t from the
   trained layer on the test inputs (a hook on the layer's ``x_proj``, then the layer's own ``dt_proj``)
-  and returns, per kind of token, the fraction of state kept, ``mean exp(Δ_t·A)``.
+  and returns, per kind of token, the fraction of state kept, ``mean exp(Δ_t·A)``;
+  :func:`channel_deltas` compares every channel's Δ at noise and at colour tokens.
 * **What the state stores.** :func:`collect_states` runs the model token by token with each block's
   ``step`` (the recurrent view; its logits equal ``model(tokens)``, tested), keeping every layer's
   SSM state at the separator. A linear (ridge) probe, :func:`ridge_probe`, then decodes from that
@@ -21,6 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_positive_int, check_tensor
+
+SELECTIVE_RATIO = 1.5    # a channel whose mean Δ at colours and at noise differ by more than this factor
 
 
 def train_copy_model(*, length: int = 16, n_memorize: int = 4, n_colors: int = 4, n_train: int = 2000,
@@ -86,6 +89,19 @@ def token_retention(model, tokens: torch.Tensor, length: int, n_colors: int) -> 
             rows.append({"layer": layer, "kind": kind, "mean_delta": d.mean().item(), "retention": kept,
                          "positions": int(mask.sum())})
     return rows
+
+
+def channel_deltas(model, tokens: torch.Tensor, length: int, n_colors: int) -> list[dict]:
+    """Per layer: every channel's mean Δ_t at noise tokens and at colour tokens, and how many channels are
+    *selective* (their two means differ by more than 1.5× either way). One dict per layer."""
+    kinds = token_kinds(tokens, length, n_colors)
+    out = []
+    for layer, delta in enumerate(layer_deltas(model, tokens), start=1):
+        noise, colour = delta[kinds["noise"]].mean(0), delta[kinds["colour"]].mean(0)
+        ratio = colour / noise
+        out.append({"layer": layer, "noise": noise.tolist(), "colour": colour.tolist(),
+                    "selective": int(((ratio > SELECTIVE_RATIO) | (ratio < 1 / SELECTIVE_RATIO)).sum())})
+    return out
 
 
 def collect_states(model, tokens: torch.Tensor, at: int) -> tuple[list[torch.Tensor], torch.Tensor]:
