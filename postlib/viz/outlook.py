@@ -45,13 +45,14 @@ def _roof_trace(x_lo, x_hi, peak, bandwidth, name, dash, showlegend=True):
 
 
 def roofline_figure(rows: Sequence[dict], roofs: dict, *, gpu_rows: Sequence[dict] = (), gpu_roofs: dict | None = None,
-                    provenance: dict | None = None, gpu_provenance: dict | None = None, title: str | None = None,
-                    caption: str | None = None) -> go.Figure:
+                    provenance: dict | None = None, gpu_provenance: dict | None = None, machine: str = "CPU",
+                    title: str | None = None, caption: str | None = None) -> go.Figure:
     """Log-log roofline: intensity (FLOP/byte, counted) against throughput (GFLOP/s, measured).
 
     ``rows``: ``postlib.outlook.roofline`` point rows (``form``, ``kind``, ``length``, ``intensity``,
     ``flops_per_s``); ``roofs``: ``{"peak_flops", "bandwidth"}`` measured on the same machine. GPU
     rows and roofs (from ``gpu_points``) are added as open markers and a dashed roof when given.
+    ``machine`` names where ``rows`` and ``roofs`` were measured ("CPU", or "GPU" for a live GPU run).
     """
     rows, gpu_rows = list(rows), list(gpu_rows)
     if not rows:
@@ -62,8 +63,8 @@ def roofline_figure(rows: Sequence[dict], roofs: dict, *, gpu_rows: Sequence[dic
     all_i = [r["intensity"] for r in rows + gpu_rows]
     x_lo, x_hi = min(all_i) / 3, max(max(all_i) * 3, 3 * roofs["peak_flops"] / roofs["bandwidth"])
     fig = go.Figure()
-    fig.add_trace(_roof_trace(x_lo, x_hi, roofs["peak_flops"], roofs["bandwidth"], "CPU roof", "solid"))
-    for source, group, open_marker in (("CPU", rows, False), ("GPU", gpu_rows, True)):
+    fig.add_trace(_roof_trace(x_lo, x_hi, roofs["peak_flops"], roofs["bandwidth"], f"{machine} roof (measured)", "solid"))
+    for source, group, open_marker in ((machine, rows, False), ("GPU", gpu_rows, True)):
         forms = list(dict.fromkeys(r["form"] for r in group))
         for form in forms:
             pts = [r for r in group if r["form"] == form]
@@ -76,14 +77,14 @@ def roofline_figure(rows: Sequence[dict], roofs: dict, *, gpu_rows: Sequence[dic
                 hovertemplate=f"{form}<br>%{{text}}<br>%{{x:.3g}} FLOP/B<br>%{{y:.3g}} GFLOP/s<extra></extra>"))
     if gpu_roofs and gpu_roofs.get("bandwidth"):
         fig.add_trace(_roof_trace(x_lo, x_hi, gpu_roofs.get("peak_flops"), gpu_roofs["bandwidth"],
-                                  "GPU memory roof", "dash"))
+                                  "GPU memory roof (recorded)", "dash"))
     fig.update_xaxes(type="log", title_text="arithmetic intensity (FLOP per byte moved)")
     fig.update_yaxes(type="log", title_text="throughput (GFLOP/s)")
     ridge = roofs["peak_flops"] / roofs["bandwidth"]
     cap = caption or caption_text(
         "FLOPs and bytes counted from formulas (inputs read once, outputs written once, each materialised "
         "intermediate written and read once; a fused kernel keeps its tiles on chip)",
-        f"CPU roof measured: peak {roofs['peak_flops'] / 1e9:.3g} GFLOP/s (fp32 matmul), bandwidth "
+        f"{machine} roof measured: peak {roofs['peak_flops'] / 1e9:.3g} GFLOP/s (fp32 matmul), bandwidth "
         f"{roofs['bandwidth'] / 1e9:.3g} GB/s (large copy), ridge at {ridge:.3g} FLOP/B",
         "Colour: the form; marker: attention (circle), linear attention (square), scan (diamond)",
         provenance_sentence(provenance),
