@@ -37,10 +37,14 @@ def random_segments(length: int, segment: int, *, heads: int = 2, dim: int = 32,
     check_positive_int(length, "length")
     check_positive_int(segment, "segment")
     g = torch.Generator().manual_seed(seed)
+    # Drawn in fixed pages of tokens: torch's normal sampler fills a tensor in blocks, so drawing per
+    # segment would give other numbers for another segment length.
+    page, buffer = 256, torch.empty(0, 3, heads, dim, dtype=torch.float64)
     for start in range(0, length, segment):
         n = min(segment, length - start)
-        # One draw per token (3 vectors of heads·dim), so segment boundaries do not change the numbers.
-        x = torch.randn(n, 3, heads, dim, generator=g, dtype=torch.float64)
+        while buffer.shape[0] < n:
+            buffer = torch.cat([buffer, torch.randn(page, 3, heads, dim, generator=g, dtype=torch.float64)])
+        x, buffer = buffer[:n], buffer[n:]
         q, k, v = (x[:, i].permute(1, 0, 2)[None].to(dtype=dtype, device=device) for i in range(3))
         yield apply_feature_map(q), apply_feature_map(k), v
 
