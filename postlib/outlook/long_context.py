@@ -68,6 +68,7 @@ def stream_linear_attention(segments, *, carry: bool = True, chunk_size: int = 6
         tokens += pq.shape[2]
         if keep_outputs:
             outs.append(out)
+        pq = pk = v = out = None     # let this segment go before the next one is drawn
     if tokens == 0:
         raise ValueError("segments must yield at least one segment")
     return (torch.cat(outs, dim=2) if keep_outputs else None), state, tokens

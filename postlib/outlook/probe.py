@@ -136,8 +136,11 @@ def ridge_probe(x_train, y_train, x_test, y_test, n_classes: int, ridge: float =
     xtr = torch.cat([(x_train - mean) / std, torch.ones(len(x_train), 1, dtype=x_train.dtype)], 1).double()
     xte = torch.cat([(x_test - mean) / std, torch.ones(len(x_test), 1, dtype=x_test.dtype)], 1).double()
     onehot = F.one_hot(y_train, n_classes).double()
-    eye = torch.eye(xtr.shape[1], dtype=torch.float64)
-    w = torch.linalg.solve(xtr.T @ xtr + ridge * eye, xtr.T @ onehot)
+    n, f = xtr.shape
+    if n < f:   # the dual form, the same weights: Xᵀ(XXᵀ + λI)⁻¹Y solves an n × n system instead of f × f
+        w = xtr.T @ torch.linalg.solve(xtr @ xtr.T + ridge * torch.eye(n, dtype=torch.float64), onehot)
+    else:
+        w = torch.linalg.solve(xtr.T @ xtr + ridge * torch.eye(f, dtype=torch.float64), xtr.T @ onehot)
     return (xte @ w).argmax(1).eq(y_test).double().mean().item()
 
 

@@ -75,3 +75,13 @@ def test_probes_refuse_a_model_that_is_not_mamba():
     other = SequenceModel("linear", 6, d_model=8, n_layers=1)
     with pytest.raises(TypeError, match="mamba"):
         pr.layer_deltas(other, torch.zeros(1, 4, dtype=torch.long))
+
+
+def test_ridge_probe_dual_form_gives_the_primal_answer():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(60, 20, generator=g)
+    y = x[:, :4].argmax(1)                               # a label the features carry (not linearly exact)
+    padded = torch.cat([x, torch.zeros(60, 15)], 1)      # 35 features + bias > 30 samples: the dual form
+    a = pr.ridge_probe(x[:30], y[:30], x[30:], y[30:], 4, ridge=0.5)            # 21 <= 30: the primal form
+    b = pr.ridge_probe(padded[:30], y[:30], padded[30:], y[30:], 4, ridge=0.5)  # zero columns change nothing
+    assert a == b and a > 0.5
