@@ -180,17 +180,27 @@ def kernel_thunk(form: str, s: Shape, device="cpu") -> Callable[[], object]:
 
 
 def measure_roofs(*, matmul_n: int = 512, copy_mib: int = 64, repeats: int = 5, device="cpu") -> dict:
-    """Measured roofs of this machine: peak FLOP/s of a large fp32 matmul, bandwidth of a large copy."""
+    """Measured roofs of this machine: peak FLOP/s of a large fp32 matmul, bandwidth of a large copy.
+
+    A roof is what the machine *can* do, so each is the fastest of ``repeats`` timed calls (after a
+    warm-up), not their median: on a shared machine the median is what the neighbours left over.
+    """
     from ..bench import time_fn
 
     check_positive_int(matmul_n, "matmul_n")
     check_positive_int(copy_mib, "copy_mib")
+    check_positive_int(repeats, "repeats")
     mm = Shape(length=matmul_n)
+
+    def fastest(fn):
+        fn()
+        return min(time_fn(fn, repeats=1, warmup=0, device=device) for _ in range(repeats))
+
     with torch.no_grad():
-        ms = time_fn(kernel_thunk("matmul", mm, device), repeats=repeats, warmup=1, device=device)
+        ms = fastest(kernel_thunk("matmul", mm, device))
         big = torch.ones(copy_mib * 2 ** 20 // 4, device=device)
         dst = torch.empty_like(big)          # preallocated: a clone would time the page faults of a new buffer
-        copy_ms = time_fn(lambda: dst.copy_(big), repeats=repeats, warmup=1, device=device)
+        copy_ms = fastest(lambda: dst.copy_(big))
     return {"peak_flops": flops("matmul", mm) / (ms * 1e-3), "bandwidth": 2 * big.numel() * 4 / (copy_ms * 1e-3),
             "matmul_n": matmul_n, "copy_mib": copy_mib}
 

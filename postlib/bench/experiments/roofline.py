@@ -43,7 +43,8 @@ def record(args) -> dict:
              f"({args.groups} batch·heads, L, {args.dim}), tile/chunk {args.tile}; scan on (1, {args.dim}, L, "
              f"{args.state}), chunk ⌈√L⌉. FLOPs and bytes from postlib.outlook.roofline's formulas (traffic "
              f"model: inputs once, outputs once, each materialised intermediate written and read once). "
-             f"Roofs: {args.matmul_n}³ fp32 matmul, copy of {args.copy_mib} MiB into a preallocated buffer. "
+             f"Roofs: the fastest of {max(args.repeats, 5)} runs of a {args.matmul_n}³ fp32 matmul and of a "
+             f"copy of {args.copy_mib} MiB into a preallocated buffer. "
              f"Medians of {args.repeats} runs.")
     return {"title": "Roofline points on CPU (measured times, counted FLOPs and bytes)", "rows": rows,
             "notes": notes, "roofs": roofs}
