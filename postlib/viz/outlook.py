@@ -7,6 +7,7 @@ means the same idea in every panel.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import plotly.graph_objects as go
@@ -27,6 +28,12 @@ FORM_COLOR = {
 LABEL = {"linear attention (chunked)": "chunked linear attention", "flash (fused kernel)": "fused flash kernel (Triton)",
          "linear attention (fused kernel)": "fused linear-attention kernel (Triton)",
          "scan (fused kernel)": "fused scan kernel (Triton)"}
+# Short axis labels (a phone gives the tick labels little room); the full name is in the hover text.
+SHORT = {"softmax (materialised)": "softmax", "flash tiling (PyTorch loop)": "flash loop",
+         "flash (fused kernel)": "flash fused", "linear attention (prefix sums)": "lin. prefix",
+         "linear attention (chunked)": "lin. chunked", "linear attention (fused kernel)": "lin. fused",
+         "scan (sequential loop)": "scan loop", "scan (chunked)": "scan chunked", "scan (fused kernel)": "scan fused",
+         "matmul": "matmul"}
 KIND_SYMBOL = {"attention": "circle", "linear": "square", "scan": "diamond", "matmul": "x"}
 
 
@@ -79,7 +86,11 @@ def roofline_figure(rows: Sequence[dict], roofs: dict, *, gpu_rows: Sequence[dic
         fig.add_trace(_roof_trace(x_lo, x_hi, gpu_roofs.get("peak_flops"), gpu_roofs["bandwidth"],
                                   "GPU memory roof (recorded)", "dash"))
     fig.update_xaxes(type="log", title_text="arithmetic intensity (FLOP per byte moved)")
-    fig.update_yaxes(type="log", title_text="throughput (GFLOP/s)")
+    ys = [r["flops_per_s"] / 1e9 for r in rows + gpu_rows]
+    top = max([*ys, roofs["peak_flops"] / 1e9] + ([x_hi * gpu_roofs["bandwidth"] / 1e9] if gpu_roofs
+                                                     and gpu_roofs.get("bandwidth") and gpu_rows else []))
+    fig.update_yaxes(type="log", title_text="throughput (GFLOP/s)",
+                     range=[math.log10(min(ys) / 2), math.log10(top * 2)])     # the flat roof stays in view
     ridge = roofs["peak_flops"] / roofs["bandwidth"]
     cap = caption or caption_text(
         "FLOPs and bytes counted from formulas (inputs read once, outputs written once, each materialised "
@@ -107,10 +118,10 @@ def traffic_figure(tables: dict[str, dict[str, int]], itemsize: int, *, shape_te
     largest = [max(tables[f], key=tables[f].get) for f in forms]
     shares = [tables[f][g] / sum(tables[f].values()) for f, g in zip(forms, largest)]
     fig = go.Figure(go.Bar(
-        y=[LABEL.get(f, f) for f in forms], x=totals, orientation="h", marker_color=[_form_color(f) for f in forms], showlegend=False,
-        text=[f"{100 * sh:.0f}% {g}" for g, sh in zip(largest, shares)], textposition="auto",
-        hovertemplate="%{y}<br>%{x:.3g} MiB<br>%{text}<extra></extra>"))
-    fig.update_xaxes(type="log", title_text="memory traffic per call (MiB)")
+        y=[SHORT.get(f, f) for f in forms], x=totals, orientation="h", marker_color=[_form_color(f) for f in forms],
+        showlegend=False, text=[f"{100 * sh:.0f}% {g}" for g, sh in zip(largest, shares)], textposition="auto",
+        customdata=forms, hovertemplate="%{customdata}<br>%{x:.3g} MiB<br>%{text}<extra></extra>"))
+    fig.update_xaxes(type="log", title_text="traffic per call (MiB)")
     fig.update_yaxes(title_text="form", autorange="reversed")
     cap = caption or caption_text(
         f"Counted traffic per call{(' at ' + shape_text) if shape_text else ''}, {itemsize}-byte elements; "
