@@ -217,7 +217,9 @@ def measure_point(form: str, s: Shape, *, repeats: int = 3, device="cpu") -> dic
 
 def point_row(form: str, s: Shape, time_ms: float, source: str) -> dict:
     f, q = flops(form, s), bytes_moved(form, s)
-    return {"name": form, "form": form, "kind": _kind(form), "length": s.length, "dim": s.dim, "groups": s.groups,
+    return {"name": form, "form": form, "kind": _kind(form), "mode": "forward", "status": "ok",
+            "dtype": {2: "16-bit", 4: "float32", 8: "float64"}.get(s.itemsize, f"{s.itemsize}-byte"),
+            "length": s.length, "dim": s.dim, "groups": s.groups,
             "state": s.state, "tile": s.tile, "itemsize": s.itemsize, "flops": f, "bytes": q,
             "intensity": f / q, "time_ms": time_ms, "flops_per_s": f / (time_ms * 1e-3), "source": source}
 

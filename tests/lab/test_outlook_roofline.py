@@ -99,3 +99,28 @@ def test_gpu_points_from_a_record():
     assert roofs == {"peak_flops": None, "bandwidth": 2000.0e9}
     assert rl.gpu_points(None) == ([], None)
     assert rl.gpu_points({**GPU_DOC, "notes": "smoke run: tiny sizes"}) == ([], None)
+
+
+def test_the_roofline_experiment_records_points_and_roofs():
+    from postlib.bench.__main__ import build_parser
+
+    args = build_parser().parse_args(["roofline", "--quiet", "--lengths", "16,32", "--groups", "1", "--dim", "8",
+                                      "--state", "2", "--tile", "8", "--matmul-n", "32", "--copy-mib", "1",
+                                      "--repeats", "1", "--roof-repeats", "2"])
+    doc = args._module.record(args)
+    assert args.threads == 1                                        # the experiment's default (THREADS)
+    assert len(doc["rows"]) == 2 * len(rl.default_shapes(16)) and {r["length"] for r in doc["rows"]} == {16, 32}
+    assert doc["roofs"]["peak_flops"] > 0 and doc["roofs"]["bandwidth"] > 0
+    assert all(r["name"] == r["form"] and r["status"] == "ok" for r in doc["rows"])
+
+
+def test_the_recorded_file_has_a_point_per_form_and_length():
+    from postlib.bench import load_results
+
+    doc = load_results("cpu_roofline.json")
+    lengths = {r["length"] for r in doc["rows"]}
+    assert {(r["form"], r["length"]) for r in doc["rows"]} == {(f, n) for f in rl.default_shapes(16) for n in lengths}
+    for r in doc["rows"]:                                           # the counts are the formulas' (exact)
+        s = rl.Shape(length=r["length"], dim=r["dim"], groups=r["groups"], state=r["state"], tile=r["tile"],
+                     itemsize=r["itemsize"])
+        assert r["flops"] == rl.flops(r["form"], s) and r["bytes"] == rl.bytes_moved(r["form"], s)

@@ -27,13 +27,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tile", type=int, default=64, help="key tile of flash, chunk of linear attention")
     parser.add_argument("--matmul-n", type=int, default=512, help="n of the n×n matmul that measures the peak")
     parser.add_argument("--copy-mib", type=int, default=64, help="MiB copied to measure the bandwidth")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per point (their median)")
+    parser.add_argument("--roof-repeats", type=int, default=20,
+                        help="timed runs per roof (their fastest: the roof is what the machine can do)")
 
 
 def record(args) -> dict:
     from ...outlook.roofline import cpu_points, default_shapes, measure_roofs
 
-    roofs = measure_roofs(matmul_n=args.matmul_n, copy_mib=args.copy_mib, repeats=max(args.repeats, 5))
+    roofs = measure_roofs(matmul_n=args.matmul_n, copy_mib=args.copy_mib, repeats=args.roof_repeats)
     rows = []
     for length in args.lengths:
         shapes = default_shapes(length, groups=args.groups, dim=args.dim, scan_dim=args.dim, state=args.state,
@@ -43,7 +45,7 @@ def record(args) -> dict:
              f"({args.groups} batch·heads, L, {args.dim}), tile/chunk {args.tile}; scan on (1, {args.dim}, L, "
              f"{args.state}), chunk ⌈√L⌉. FLOPs and bytes from postlib.outlook.roofline's formulas (traffic "
              f"model: inputs once, outputs once, each materialised intermediate written and read once). "
-             f"Roofs: the fastest of {max(args.repeats, 5)} runs of a {args.matmul_n}³ fp32 matmul and of a "
+             f"Roofs: the fastest of {args.roof_repeats} runs of a {args.matmul_n}³ fp32 matmul and of a "
              f"copy of {args.copy_mib} MiB into a preallocated buffer. "
              f"Medians of {args.repeats} runs.")
     return {"title": "Roofline points on CPU (measured times, counted FLOPs and bytes)", "rows": rows,
