@@ -6,7 +6,7 @@ checker                        the learner writes
 check_attainable               ``fn(intensity, peak, bandwidth) -> FLOP/s``  the roofline
 check_stream_segments          ``fn(segments) -> out``  causal linear attention, state carried
 check_topk_attention           ``fn(q, keys, values, k) -> out``  retrieval attention
-check_half_life                a number by hand: tokens until half a stored value is left
+check_state_half_life          a number by hand: tokens until half a stored value is left
 check_fused_scan_intensity     a number by hand: FLOPs per byte of the fused scan
 check_which_bound              a multiple choice: memory- or compute-bound on a GPU
 =============================  ======================================================
@@ -123,7 +123,7 @@ HALF_LIFE_A, HALF_LIFE_DELTA = -1.0, 0.05          # the channel the chapter des
                  near={1 / math.log(2): "that is the time to fall to 1/e; the question asks for one half.",
                        math.log(2): "the decay per token is exp(Δ·A): divide ln 2 by |Δ·A|, do not multiply.",
                        HALF_LIFE_DELTA ** 2 / math.log(2) * math.log(2): "check how Δ enters the exponent."})
-def check_half_life():
+def check_state_half_life():
     """Tokens until exp(Δ·A)^t = 1/2: t = ln 2 / (Δ·|A|)."""
     return math.log(2) / (HALF_LIFE_DELTA * abs(HALF_LIFE_A))
 

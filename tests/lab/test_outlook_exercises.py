@@ -52,7 +52,7 @@ def test_correct_answers_pass(capsys):
     assert ex.check_attainable(good_attainable)
     assert ex.check_stream_segments(good_stream)
     assert ex.check_topk_attention(good_topk)
-    assert ex.check_half_life(math.log(2) / 0.05)
+    assert ex.check_state_half_life(math.log(2) / 0.05)
     assert ex.check_fused_scan_intensity(8 * 1024 * 16 / ((3 * 1024 + 2 * 16) * 2))
     assert ex.check_which_bound("b")
     assert capsys.readouterr().out.count("✅") == 6
@@ -62,7 +62,7 @@ def test_stubs_are_not_implemented_yet(capsys):
     for checker in (ex.check_attainable, ex.check_stream_segments, ex.check_topk_attention):
         assert checker(stub) is False
         assert "not implemented yet" in capsys.readouterr().out
-    assert ex.check_half_life(...) is False and "not answered yet" in capsys.readouterr().out
+    assert ex.check_state_half_life(...) is False and "not answered yet" in capsys.readouterr().out
 
 
 def test_typical_mistakes_get_their_hint(capsys):
@@ -70,7 +70,7 @@ def test_typical_mistakes_get_their_hint(capsys):
     _fails_with(ex.check_attainable, lambda i, p, b: min(p, i / b), capsys, "units")
     _fails_with(ex.check_stream_segments, reset_stream, capsys, "carry S and z")
     _fails_with(ex.check_topk_attention, unnormalised_topk, capsys, "sum to 1")
-    _fails_with(ex.check_half_life, 1 / 0.05, capsys, "1/e")
+    _fails_with(ex.check_state_half_life, 1 / 0.05, capsys, "1/e")
     _fails_with(ex.check_fused_scan_intensity, 2 * 8 * 1024 * 16 / ((3 * 1024 + 2 * 16) * 2), capsys, "2 bytes")
     _fails_with(ex.check_which_bound, "a", capsys, "ridge point")
 
