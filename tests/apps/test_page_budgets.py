@@ -12,7 +12,7 @@ import tracemalloc
 import pytest
 
 from apps.figures import FigureCache
-from apps.pages import attention, attention_approximations as approx, state_spaces
+from apps.pages import attention, attention_approximations as approx, mixing, state_spaces
 from postlib import bench
 from postlib.viz.approx import approx_maps_figure
 from postlib.viz.attention import attention_map
@@ -35,6 +35,7 @@ def _warm():
     FigureCache().get(attention_map, 8, 4, causal=True, seed=0, pattern="random")
     FigureCache().get(approx_maps_figure, "reformer", 2, 16, 8)
     state_spaces.states_figure(5, "spikes", 10, 2, 0.1, 8.0, 0)
+    mixing.state_frame(2, 0.3, 0.5, 8, 1)
     # And one measurement: the profiler's and tracemalloc's own first-use allocations are not the page's.
     measured_peak(lambda: FigureCache().get(attention_map, 8, 4, causal=False, seed=1, pattern="random"))
 
@@ -66,3 +67,21 @@ def test_state_spaces_states_bytes_bounds_the_measured_peak(length, N):
 
     peak = measured_peak(draw)
     assert 0 < peak <= state_spaces.states_bytes(length, N), (peak, state_spaces.states_bytes(length, N))
+
+
+@pytest.mark.parametrize("length", [8, 24, mixing.WKV_LENGTHS[-1]])
+def test_mixing_wkv_bytes_bounds_the_measured_peak(length):
+    def draw():
+        mixing._trace.cache_clear()
+        cache = FigureCache()
+        cache.get(mixing.state_frame, length - 1, 0.2, 0.5, length, 0)
+        cache.get(mixing.wkv_weights_figure, 0.2, length, 0.5, 1.0, 0)
+
+    peak = measured_peak(draw)
+    assert 0 < peak <= mixing.wkv_bytes(length), (peak, mixing.wkv_bytes(length))
+
+
+@pytest.mark.parametrize("length, depth, k", [(16, 16, 9), (mixing.FIELD_LENGTHS[-1], 16, 9), (64, 1, 2)])
+def test_mixing_field_bytes_bounds_the_measured_peak(length, depth, k):
+    peak = measured_peak(lambda: FigureCache().get(mixing.receptive_field_figure, depth, k, length))
+    assert 0 < peak <= mixing.field_bytes(length), (peak, mixing.field_bytes(length))
