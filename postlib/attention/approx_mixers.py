@@ -155,9 +155,9 @@ class PerformerMixer(MultiHeadMixer):
         return self.merge_heads(y[:, :, None])[:, 0], state
 
     def memory_estimate(self, batch, length, dtype, mode="forward"):
-        """Linear in length: m logits per token for q and for k, then per chunk of C tokens a (C × C × m)
-        block of weights (logits, masked, exponentiated) and the (m × head_dim) state; backward keeps every
-        chunk's block. Trig features: chunked linear attention on 2m features."""
+        """Linear in length: m logits per token for q and for k, then per chunk of C tokens the factors
+        (C × m), the (C × C) weights and the (m × head_dim) state; backward keeps every chunk's (a split
+        chunk keeps less). Trig features: chunked linear attention on 2m features."""
         s = itemsizes(dtype)[0]
         proj_f, proj_fb = self._projection_bytes(batch, length, dtype)
         bh, bhl, m = batch * self.n_heads, batch * self.n_heads * length, self.feature_dim
@@ -169,11 +169,11 @@ class PerformerMixer(MultiHeadMixer):
         else:
             c = min(self.chunk_size, length)
             chunks = -(-length // c)
-            block = bh * c * c * m * s
+            weights, factors = bh * c * c * s, bh * c * m * s
             state = bh * m * (self.head_dim + 2) * s
             outputs = 3 * bhl * self.head_dim * s
-            core_f = 4 * block + 6 * bh * c * m * s + 4 * state + outputs
-            core_fb = chunks * (3 * block + 8 * bh * c * m * s + 4 * state) + 3 * outputs
+            core_f = 4 * weights + 8 * factors + 4 * state + outputs
+            core_fb = chunks * (4 * weights + 10 * factors + 4 * state) + 3 * outputs
         return self._estimate(mode, dtype, proj_f + feats_f + core_f, proj_fb + feats_fb + core_fb)
 
 

@@ -57,7 +57,7 @@ from .linear import EPS, linear_attention_features
 
 KERNELS = ("positive", "trig")
 CAUSAL_BACKENDS = ("auto", "chunked", "recurrent")
-CHUNK = 16
+CHUNK = 64
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -163,6 +163,13 @@ def _check_causal_lengths(q, k):
                          f"and {k.shape[2]}")
 
 
+def _safe_shift(dtype) -> float:
+    """How far the running key maximum may grow inside a chunk for its factored weights: a quarter of the
+    exponent range (22 in fp32, 177 in fp64, 2.8 in fp16), so a factor e^{shift} never overflows and a term
+    lost to underflow is below e^{shift − ln(max)} (e^{−66} in fp32) of the denominator, which is ≥ 1."""
+    return 0.25 * math.log(torch.finfo(dtype).max)
+
+
 def init_favor_state(batch: int, heads: int, num_features: int, head_dim_v: int, device=None, dtype=None):
     """(S, z, c): S (B, H, m, D_v) and z (B, H, m) relative to the running per-feature key maximum c (B, H, m),
     which starts at −inf (no key yet)."""
@@ -201,34 +208,46 @@ def favor_causal_recurrent(a, b, v, eps: float = EPS, state=None):
     return torch.stack(outs, dim=2), state
 
 
+def _favor_chunk(ac, bc, vc, S, z, c, eps):
+    """One chunk of causal FAVOR+ with the state (S, z, c) of every earlier token: (out, S', z', c')."""
+    running = torch.maximum(c[:, :, None], bc.detach().cummax(dim=2).values)          # c at each position
+    top = running[:, :, -1:]                                                          # c at the chunk's end
+    C = ac.shape[2]
+    if C > 1 and float((top - running).amax()) > _safe_shift(ac.dtype):
+        # a key far above the earlier ones: factors about c_end could overflow. Split the chunk; the state
+        # carries the running maximum exactly between the halves (one token alone never needs splitting).
+        half = C // 2
+        first, S, z, c = _favor_chunk(ac[:, :, :half], bc[:, :, :half], vc[:, :, :half], S, z, c, eps)
+        second, S, z, c = _favor_chunk(ac[:, :, half:], bc[:, :, half:], vc[:, :, half:], S, z, c, eps)
+        return torch.cat([first, second], dim=2), S, z, c
+    d = (ac + running).amax(-1, keepdim=True).detach()                                # (B, H, C, 1)
+    past = torch.exp(ac + c[:, :, None] - d)                                          # reads the carried state
+    # weights Σ_r e^{a_ir + b_jr − d_i}, j ≤ i, factored about c_end: no factor exceeds e^{safe shift}
+    w = (torch.exp(ac + top - d) @ torch.exp(bc - top).transpose(-1, -2)).tril()
+    out = (past @ S + w @ vc) / ((past * z[:, :, None]).sum(-1) + w.sum(-1) + eps)[..., None]
+    c_new = top[:, :, 0]
+    decay = torch.exp(c - c_new)
+    keys = torch.exp(bc - top)
+    return out, S * decay[..., None] + keys.transpose(-1, -2) @ vc, z * decay + keys.sum(2), c_new
+
+
 def favor_causal_chunked(a, b, v, eps: float = EPS, chunk_size: int = CHUNK, state=None):
     """Chunked causal FAVOR+ (equals ``favor_causal_recurrent``; tests/attention/test_performer.py).
 
-    Inside a chunk each weight Σ_r exp(a_ir + b_jr − d_i), j ≤ i, is computed directly — a
-    (C × C × m) block, every exponent ≤ 0 because d_i uses the running maximum up to i; across
-    chunks the state (S, z, c) is rescaled as in ``favor_step``. Memory O(C²·m + m·D_v) forward.
+    Inside a chunk the weights Σ_r exp(a_ir + b_jr − d_i), j ≤ i, are one matrix product of factors
+    taken about the chunk's final key maximum c_end; across chunks the state (S, z, c) is rescaled as in
+    ``favor_step``. Every exponent of a weight is ≤ 0 (d_i uses the running maximum up to i), and the
+    factors stay below e^{safe shift} as long as the maximum grows little inside the chunk — when a key
+    lies far above the ones before it, the chunk is halved until it does (down to single tokens, the
+    recurrent form). Memory O(C² + C·m + m·D_v) forward.
     """
     check_positive_int(chunk_size, "chunk_size")
     B, H, L, m = a.shape
     S, z, c = init_favor_state(B, H, m, v.shape[-1], a.device, a.dtype) if state is None else state
     outs = []
     for start in range(0, L, chunk_size):
-        ac, bc, vc = (t[:, :, start:start + chunk_size] for t in (a, b, v))
-        C = ac.shape[2]
-        running = torch.maximum(c[:, :, None], bc.detach().cummax(dim=2).values)      # c at each position
-        d = (ac + running).amax(-1, keepdim=True).detach()                            # (B, H, C, 1)
-        past = torch.exp(ac + c[:, :, None] - d)                                      # reads the carried state
-        num, den = past @ S, (past * z[:, :, None]).sum(-1)
-        logits = ac[:, :, :, None, :] + bc[:, :, None, :, :] - d[..., None]          # (B, H, C, C, m)
-        future = ~torch.ones(C, C, dtype=torch.bool, device=a.device).tril()
-        w = torch.exp(logits.masked_fill(future[:, :, None], float("-inf"))).sum(-1)
-        outs.append((num + w @ vc) / (den + w.sum(-1) + eps)[..., None])
-        c_new = running[:, :, -1]
-        decay = torch.exp(c - c_new)
-        keys = torch.exp(bc - c_new[:, :, None])
-        S = S * decay[..., None] + keys.transpose(-1, -2) @ vc
-        z = z * decay + keys.sum(2)
-        c = c_new
+        out, S, z, c = _favor_chunk(*(t[:, :, start:start + chunk_size] for t in (a, b, v)), S, z, c, eps)
+        outs.append(out)
     return torch.cat(outs, dim=2), (S, z, c)
 
 
