@@ -11,8 +11,6 @@ NOT_YET_CONVERTED = {
     "chapters/02_ssm/s4_s4d",
     "chapters/02_ssm/mamba",
     "chapters/02_ssm/selective_copying",
-    "chapters/03_kernel/kernel_attention",
-    "chapters/04_lowrank/lowrank_hashing",
 }
 
 

@@ -16,7 +16,7 @@ from ..registry import itemsizes, register_mixer
 from .linear import (CAUSAL_BACKENDS, FEATURE_MAPS, apply_feature_map, check_eps, linear_attention_features,
                      recurrent_step)
 from .linformer import linformer_attention
-from .lola import init_cache, lola_attention, lola_step
+from .lola import EVICTIONS, init_cache, lola_attention, lola_step
 from .mixers import MultiHeadMixer
 from .performer import CHUNK as PERFORMER_CHUNK
 from .performer import (KERNELS, favor_causal_chunked, favor_logits, favor_step, gaussian_projection,
@@ -273,14 +273,16 @@ class LolaMixer(MultiHeadMixer):
 
     causal = True
 
-    def __init__(self, d_model: int, n_heads: int = 4, window: int = 4, sparse: int = 4, eps: float = 1e-6):
+    def __init__(self, d_model: int, n_heads: int = 4, window: int = 4, sparse: int = 4, eps: float = 1e-6,
+                 evict: str = "recall"):
         super().__init__(d_model, n_heads)
         self.window = check_positive_int(window, "window")
         self.sparse = check_positive_int(sparse, "sparse", minimum=0)
         self.eps = check_eps(eps)
+        self.evict = check_choice(evict, "evict", EVICTIONS)
 
     def attend(self, q, k, v):
-        return lola_attention(q, k, v, self.window, self.sparse, self.eps)
+        return lola_attention(q, k, v, self.window, self.sparse, self.eps, self.evict)
 
     def memory_estimate(self, batch, length, dtype, mode="forward"):
         """A loop over tokens with a cache of window + sparse slots and a (head_dim × head_dim) state: the
@@ -298,5 +300,5 @@ class LolaMixer(MultiHeadMixer):
 
     def _step(self, x_t, state):
         q, k, v = self.split_heads(x_t[:, None])
-        y, state = lola_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], state, self.window, self.eps)
+        y, state = lola_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], state, self.window, self.eps, self.evict)
         return self.merge_heads(y[:, :, None])[:, 0], state

@@ -31,7 +31,7 @@ import math
 
 import torch
 
-from .._checks import check_number, check_positive_int, check_qkv
+from .._checks import check_choice, check_number, check_positive_int, check_qkv
 from .linear import EPS, apply_feature_map
 
 SCORE_CLAMP = 30.0
@@ -57,11 +57,15 @@ def self_recall_error(k, v, S, zsum, eps: float = EPS):
     return (v - recalled).norm(dim=-1)
 
 
-def lola_step(q_t, k_t, v_t, cache: dict, window: int, eps: float = EPS):
+EVICTIONS = ("recall", "oldest")
+
+
+def lola_step(q_t, k_t, v_t, cache: dict, window: int, eps: float = EPS, evict: str = "recall"):
     """One token: q_t, k_t, v_t of shape (B, H, D). Returns (y_t (B, H, D), new cache).
 
     The new (k, v) joins the M cached pairs; of the M + 1, the one to leave is an empty slot if any, never
-    one of the last ``window`` tokens, else the one the state recalls best (smallest self-recall error).
+    one of the last ``window`` tokens, else the one the state recalls best (smallest self-recall error;
+    ``evict="oldest"``: the oldest one instead, the ablation LoLA's paper compares against).
     It is folded into (S, z); the output reads the cache exactly and the state linearly."""
     t = cache["t"]
     B, H, M, D = cache["k"].shape
@@ -70,7 +74,7 @@ def lola_step(q_t, k_t, v_t, cache: dict, window: int, eps: float = EPS):
     pos = torch.cat([cache["pos"], torch.full((B, H, 1), t, dtype=torch.long, device=k.device)], dim=2)
     S, zsum = cache["S"], cache["zsum"]
     # Who leaves: an empty slot if any (−inf), never a window token (+inf), else the best-recalled one.
-    err = self_recall_error(k, v, S, zsum, eps).detach()
+    err = self_recall_error(k, v, S, zsum, eps).detach() if evict == "recall" else pos.to(k.dtype)
     err = torch.where(pos > t - window, torch.full_like(err, float("inf")), err)
     err = torch.where(pos < 0, torch.full_like(err, float("-inf")), err)
     drop = err.argmin(dim=-1, keepdim=True)                               # (B, H, 1)
@@ -93,9 +97,11 @@ def lola_step(q_t, k_t, v_t, cache: dict, window: int, eps: float = EPS):
     return y, {"k": k, "v": v, "pos": pos, "S": S, "zsum": zsum, "t": t + 1}
 
 
-def lola_attention(q, k, v, window: int = 4, sparse: int = 4, eps: float = EPS) -> torch.Tensor:
-    """Causal LoLA-style attention over (batch, heads, length, head_dim) tensors (head_dim_v = head_dim)."""
+def lola_attention(q, k, v, window: int = 4, sparse: int = 4, eps: float = EPS, evict: str = "recall") -> torch.Tensor:
+    """Causal LoLA-style attention over (batch, heads, length, head_dim) tensors (head_dim_v = head_dim).
+    ``evict``: which pair leaves the cache — ``"recall"`` (LoLA's self-recall error) or ``"oldest"``."""
     check_qkv(q, k, v)
+    check_choice(evict, "evict", EVICTIONS)
     check_positive_int(window, "window")
     check_positive_int(sparse, "sparse", minimum=0)
     eps = check_number(eps, "eps", nonnegative=True)
@@ -106,7 +112,7 @@ def lola_attention(q, k, v, window: int = 4, sparse: int = 4, eps: float = EPS) 
     cache = init_cache(B, H, window + sparse, D, q.device, q.dtype)
     outs = []
     for t in range(L):
-        y, cache = lola_step(q[:, :, t], k[:, :, t], v[:, :, t], cache, window, eps)
+        y, cache = lola_step(q[:, :, t], k[:, :, t], v[:, :, t], cache, window, eps, evict)
         outs.append(y)
     return torch.stack(outs, dim=2)
 

@@ -20,7 +20,8 @@ hashing instead of scoring all L of them.
   the *union* of the rounds' key sets:
       Σ_r e^{z^r − z} o^r = Σ_{j ∈ ∪P^r} e^{s_ij} v_j / Σ_{j ∈ ∪P^r} e^{s_ij}.
   ``dedup=False`` keeps the duplicates (reformer-pytorch's default), which
-  over-weights the keys every round agrees on.
+  over-weights the keys every round agrees on. ``lsh_union_reference`` is that
+  union softmax written as a loop.
 
 As in the paper's reference code (and ``reformer-pytorch``), the rounds are
 sorted together into one long sequence, so the first chunk of a round looks
@@ -218,6 +219,35 @@ def lsh_attention_reference(qk, v, buckets: torch.Tensor, n_buckets: int, chunk_
                     round_lse.append(lse)
                 w = torch.softmax(torch.stack(round_lse), 0)
                 out[b, h, i] = (torch.stack(round_out) * w[:, None]).sum(0)
+    return out
+
+
+def lsh_union_reference(qk, v, buckets: torch.Tensor, n_buckets: int, chunk_size: int,
+                        causal: bool = False) -> torch.Tensor:
+    """What multi-round LSH attention computes with ``dedup=True``, from its definition: for each query,
+    softmax (shared-QK scores, the self rule) over the *union* of the keys any round puts in its sorted
+    chunk or the one before, each key once. A per-query loop (tests/attention/test_reformer.py)."""
+    n_hashes = buckets.shape[2]
+    _check_inputs(qk, v, buckets, n_buckets, n_hashes, chunk_size)
+    B, H, L, D = qk.shape
+    order, L_pad = _sorted_layout(buckets, n_buckets, L, chunk_size)
+    keys = F.normalize(qk, dim=-1)
+    out = torch.zeros(B, H, L, v.shape[-1], dtype=v.dtype)
+    n_chunks = order.shape[-1] // chunk_size
+    for b in range(B):
+        for h in range(H):
+            slots = order[b, h].tolist()
+            where = {s: p for p, s in enumerate(slots)}
+            for i in range(L):
+                union = set()
+                for r in range(n_hashes):
+                    c = where[r * L_pad + i] // chunk_size
+                    for chunk in (c, (c - 1) % n_chunks):
+                        union |= {slots[s] % L_pad for s in range(chunk * chunk_size, (chunk + 1) * chunk_size)}
+                js = sorted(j for j in union if j < L and not (causal and j > i))
+                scores = torch.stack([qk[b, h, i] @ keys[b, h, j] * D ** -0.5 if j != i
+                                      else torch.tensor(SELF_SCORE, dtype=qk.dtype) for j in js])
+                out[b, h, i] = torch.softmax(scores, 0) @ v[b, h, js]
     return out
 
 

@@ -64,9 +64,11 @@ def lola_recall_curves(sparse_sizes=(0, 2, 4, 8, 12, 16), n_pairs: int = 16, hea
     for q, k, v, asked in probes:
         out["softmax"] += recall_error(softmax_attention(q, k, v, causal=True), v, asked) / len(probes)
         out["linear"] += recall_error(linear_attention(q, k, v, causal=True), v, asked) / len(probes)
+    out["lola, oldest out"] = []
     for size in sparse_sizes:
-        out["lola"].append(float(np.mean([recall_error(lola_attention(q, k, v, window, size), v, asked)
-                                          for q, k, v, asked in probes])))
+        for key, evict in (("lola", "recall"), ("lola, oldest out", "oldest")):
+            out[key].append(float(np.mean([recall_error(lola_attention(q, k, v, window, size, evict=evict), v, asked)
+                                           for q, k, v, asked in probes])))
     return out
 
 
@@ -77,7 +79,9 @@ def lola_recall_figure(sparse_sizes=(0, 2, 4, 8, 12, 16), n_pairs: int = 16, hea
     c = curves or lola_recall_curves(sparse_sizes, n_pairs, head_dim, window, seeds)
     xs = c["sparse"]
     fig = go.Figure([go.Scatter(x=xs, y=c["lola"], mode="lines+markers", name=f"LoLA (window {c['window']})",
-                                line=dict(color=palette.color("lola")))])
+                                line=dict(color=palette.color("lola"))),
+                     go.Scatter(x=xs, y=c["lola, oldest out"], mode="lines+markers", name="LoLA, oldest pair out",
+                                line=dict(color=palette.color("lola"), dash="dot"))])
     for name in ("softmax", "linear"):
         fig.add_trace(go.Scatter(x=[xs[0], xs[-1]], y=[c[name]] * 2, mode="lines",
                                  name=f"{name} attention", line=dict(color=palette.color(name), dash="dash")))
@@ -88,7 +92,8 @@ def lola_recall_figure(sparse_sizes=(0, 2, 4, 8, 12, 16), n_pairs: int = 16, hea
         f"pairs in d = {c['head_dim']}, then one query for each (a matching score of "
         f"{c['sharpness'] ** 2 / c['head_dim'] ** 0.5:.0f}), mean over {c['seeds']} sequences. Error of the "
         f"output against the value asked for, for LoLA with a window of {c['window']} and each sparse-cache "
-        f"size, and for causal softmax and linear (elu+1) attention",
+        f"size — evicting the pair its state recalls best (solid) or the oldest pair (dotted) — and for causal "
+        f"softmax and linear (elu+1) attention",
         f"With no cache LoLA recalls like linear attention ({c['lola'][0]:.2f} against {c['linear']:.2f}); with "
         f"{xs[-1]} slots, {c['lola'][-1]:.2f} against softmax's {c['softmax']:.2f}")
     return finish(fig, "Recall vs sparse-cache size", caption)

@@ -7,7 +7,7 @@ from torch import nn
 
 from postlib.attention import softmax_attention
 from postlib.attention.reformer import (collision_probability, hyperplane_collision_theory, lsh_attention,
-                                        lsh_attention_reference, lsh_hash, topk_in_bucket)
+                                        lsh_attention_reference, lsh_hash, lsh_union_reference, topk_in_bucket)
 from postlib.attention.reversible import ReversibleBlock, ReversibleSequence, saved_activation_bytes
 from postlib.testing import rel_rms
 
@@ -31,32 +31,6 @@ def test_equals_reference_loop(L, causal, n_hashes, dedup):
     assert rel_rms(ref, out) < 1e-12
 
 
-def _union_softmax(qk, v, buckets, n_buckets, chunk_size, causal):
-    """Softmax over the union of the keys that any round puts in a query's chunk or the one before (each key
-    once), with the shared-QK scores and the self rule: what Reformer's multi-round attention approximates."""
-    from postlib.attention.reformer import SELF_SCORE, _sorted_layout
-    B, H, L, D = qk.shape
-    order, L_pad = _sorted_layout(buckets, n_buckets, L, chunk_size)
-    keys = torch.nn.functional.normalize(qk, dim=-1)
-    out = torch.zeros(B, H, L, v.shape[-1], dtype=v.dtype)
-    n_chunks = order.shape[-1] // chunk_size
-    for b in range(B):
-        for h in range(H):
-            slots = order[b, h].tolist()
-            where = {s: p for p, s in enumerate(slots)}
-            for i in range(L):
-                union = set()
-                for r in range(buckets.shape[2]):
-                    c = where[r * L_pad + i] // chunk_size
-                    for chunk in (c, (c - 1) % n_chunks):
-                        union |= {slots[s] % L_pad for s in range(chunk * chunk_size, (chunk + 1) * chunk_size)}
-                js = sorted(j for j in union if j < L and not (causal and j > i))
-                scores = torch.stack([qk[b, h, i] @ keys[b, h, j] / math.sqrt(D) if j != i
-                                      else torch.tensor(SELF_SCORE, dtype=qk.dtype) for j in js])
-                out[b, h, i] = torch.softmax(scores, 0) @ v[b, h, js]
-    return out
-
-
 @pytest.mark.parametrize("L, chunk", [(13, 4), (40, 8), (7, 8)])
 @pytest.mark.parametrize("causal", [False, True])
 def test_dedup_is_exactly_softmax_over_the_union_of_rounds(L, chunk, causal):
@@ -64,7 +38,7 @@ def test_dedup_is_exactly_softmax_over_the_union_of_rounds(L, chunk, causal):
     union of their key sets; without it, keys found by several rounds weigh more (a different, wrong answer)."""
     qk, v = _qkv(L, seed=L)
     out, buckets = lsh_attention(qk, v, 4, 4, chunk, causal=causal, return_buckets=True)
-    union = _union_softmax(qk, v, buckets, 4, chunk, causal)
+    union = lsh_union_reference(qk, v, buckets, 4, chunk, causal)
     assert rel_rms(union, out) < 1e-12
     if L > chunk:
         assert rel_rms(union, lsh_attention(qk, v, 4, 4, chunk, causal=causal, buckets=buckets, dedup=False)) > 1e-3

@@ -35,5 +35,6 @@ EXAMPLES = {
     "approx_lowrank.collision_figure": lambda: vl.collision_figure(n_trials=200),
     "approx_lowrank.bucket_recall_figure": lambda: vl.bucket_recall_figure(length=64),
     "approx_lowrank.lsh_sorted_figure": lambda: vl.lsh_sorted_figure(length=32),
+    "approx_lowrank.lsh_rounds_figure": lambda: vl.lsh_rounds_figure((1, 2, 4), length=32),
     "approx_lowrank.reversible_memory_figure": lambda: vl.reversible_memory_figure((1, 2, 4), width=16, length=32),
 }

@@ -18,7 +18,8 @@ SUMMARY = "MQAR accuracy after the same training: softmax, linear, performer, Lo
 RESULT = "cpu_mqar.json"
 THREADS = 1
 DEFAULT_RUNS = [["softmax", {}], ["linear", {}], ["performer", {"num_features": 32}],
-                ["lola", {"window": 4, "sparse": 4}], ["lola", {"window": 4, "sparse": 12}]]
+                ["lola", {"window": 4, "sparse": 4}], ["lola", {"window": 4, "sparse": 12}],
+                ["lola", {"window": 4, "sparse": 0, "eval_sparse": 12}]]
 
 
 def add_arguments(parser) -> None:
@@ -38,9 +39,10 @@ def add_arguments(parser) -> None:
 
 
 def label(mixer: str, config: dict) -> str:
-    """"lola (window 4, sparse 4)", "performer (m = 32)", "softmax"."""
+    """"lola (window 4, sparse 4)", "lola (window 4, sparse 0 → 12)", "performer (m = 32)", "softmax"."""
     if mixer == "lola":
-        return f"lola (window {config.get('window', 4)}, sparse {config.get('sparse', 4)})"
+        sparse = f"{config.get('sparse', 4)}" + (f" → {config['eval_sparse']}" if "eval_sparse" in config else "")
+        return f"lola (window {config.get('window', 4)}, sparse {sparse})"
     if mixer == "performer" and "num_features" in config:
         return f"performer (m = {config['num_features']})"
     return mixer
@@ -48,21 +50,36 @@ def label(mixer: str, config: dict) -> str:
 
 def train_runs(runs, *, pairs, keys, train, test, steps, batch, lr, d_model, heads, seeds, device="cpu",
                progress=False) -> list[dict]:
-    """Train every (mixer, config) of ``runs`` for every seed; one row per run with its test accuracy."""
+    """Train every (mixer, config) of ``runs`` for every seed; one row per run with its test accuracy.
+
+    A LoLA config may hold ``eval_sparse``: the model is trained with ``sparse`` cache slots and scored with
+    ``eval_sparse`` (LoLA's paper adds its sparse cache to an already trained model, without training)."""
+    import torch
+
     from ...tasks import associative_recall
-    from ...train import train_on_task
+    from ...train import masked_accuracy, train_on_task
     task = dict(n_pairs=pairs, n_keys=keys, n_values=keys)
     x, y, vocab = associative_recall(train, seed=0, **task)
     x_test, y_test, _ = associative_recall(test, seed=1, **task)
     rows = []
     for mixer, config in runs:
+        train_config = {k: v for k, v in config.items() if k != "eval_sparse"}
         for seed in seeds:
             start = time.perf_counter()
             res = train_on_task(mixer, (x, y), (x_test, y_test), vocab, d_model=d_model, n_layers=2, steps=steps,
                                 batch_size=batch, lr=lr, seed=seed, device=device, max_length=x.shape[1],
-                                mixer_config={"n_heads": heads, **config})
+                                mixer_config={"n_heads": heads, **train_config})
+            accuracy = float(res.accuracy)
+            if "eval_sparse" in config:
+                model = res.model.eval()
+                for block in model.blocks:
+                    block.mixer.sparse = int(config["eval_sparse"])
+                with torch.no_grad():
+                    xt, yt = x_test.to(device), y_test.to(device)
+                    accs = [masked_accuracy(model(xt[i:i + 256]), yt[i:i + 256]) for i in range(0, len(xt), 256)]
+                accuracy = sum(accs) / len(accs)                    # as train_on_task scores it
             rows.append({"name": label(mixer, config), "mixer": mixer, "config": json.dumps(config), "seed": seed,
-                         "accuracy": float(res.accuracy), "steps": steps, "pairs": pairs, "length": int(x.shape[1]),
+                         "accuracy": float(accuracy), "steps": steps, "pairs": pairs, "length": int(x.shape[1]),
                          "seconds": time.perf_counter() - start})
             if progress:
                 print(f"{rows[-1]['name']:32s} seed {seed}: accuracy {res.accuracy:.1%}", flush=True)
