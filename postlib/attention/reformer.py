@@ -177,6 +177,35 @@ def lsh_attention(qk, v, n_buckets: int, n_hashes: int = 1, chunk_size: int = 32
     return (out, buckets) if return_buckets else out
 
 
+def _attended(buckets, n_buckets: int, length: int, chunk_size: int):
+    """For every (batch, head, query i): the tokens each round's slot of i attends to — its sorted chunk and
+    the one before (the rounds sorted into one sequence), duplicates and padding included — one list per round."""
+    order, L_pad = _sorted_layout(buckets, n_buckets, length, chunk_size)
+    n_chunks = order.shape[-1] // chunk_size
+    for b in range(buckets.shape[0]):
+        for h in range(buckets.shape[1]):
+            slots = order[b, h].tolist()
+            where = {s: p for p, s in enumerate(slots)}              # flat (round, token) -> sorted position
+            for i in range(length):
+                rounds = []
+                for r in range(buckets.shape[2]):
+                    c = where[r * L_pad + i] // chunk_size
+                    chunks = (c, (c - 1) % n_chunks)
+                    rounds.append([slots[s] % L_pad for chunk in chunks
+                                   for s in range(chunk * chunk_size, (chunk + 1) * chunk_size)])
+                yield b, h, i, rounds
+
+
+def _score(qk, keys, b, h, i, j, causal):
+    """Query i's score for key j: masked (padding, or the future when causal), the self rule, or q_i·k_j/√d."""
+    L, D = qk.shape[2], qk.shape[3]
+    if j >= L or (causal and j > i):
+        return torch.tensor(torch.finfo(qk.dtype).min, dtype=qk.dtype)
+    if j == i:
+        return torch.tensor(SELF_SCORE, dtype=qk.dtype)
+    return qk[b, h, i] @ keys[b, h, j] * D ** -0.5
+
+
 def lsh_attention_reference(qk, v, buckets: torch.Tensor, n_buckets: int, chunk_size: int,
                             causal: bool = False, dedup: bool = True) -> torch.Tensor:
     """Per-query loop: for round r, query i attends to the tokens in its sorted chunk and the one before;
@@ -184,41 +213,21 @@ def lsh_attention_reference(qk, v, buckets: torch.Tensor, n_buckets: int, chunk_
     of i's attended slots); then the rounds are mixed by softmax of their log-normalisers."""
     n_hashes = buckets.shape[2]
     _check_inputs(qk, v, buckets, n_buckets, n_hashes, chunk_size)
-    B, H, L, D = qk.shape
-    order, L_pad = _sorted_layout(buckets, n_buckets, L, chunk_size)
+    L = qk.shape[2]
     keys = F.normalize(qk, dim=-1)
-    out = torch.zeros(B, H, L, v.shape[-1], dtype=v.dtype)
-    n_slots = order.shape[-1]
-    for b in range(B):
-        for h in range(H):
-            slots = order[b, h].tolist()
-            where = {s: p for p, s in enumerate(slots)}              # flat (round, token) -> sorted position
-            for i in range(L):
-                round_out, round_lse, per_round = [], [], []
-                for r in range(n_hashes):
-                    p = where[r * L_pad + i]
-                    c = p // chunk_size
-                    prev = (c - 1) % (n_slots // chunk_size)
-                    per_round.append([slots[s] % L_pad for s in list(range(c * chunk_size, (c + 1) * chunk_size))
-                                      + list(range(prev * chunk_size, (prev + 1) * chunk_size))])
-                found = Counter(j for attended in per_round for j in attended)
-                for attended in per_round:
-                    scores = []
-                    for j in attended:
-                        if j >= L or (causal and j > i):
-                            score = torch.tensor(torch.finfo(qk.dtype).min, dtype=qk.dtype)
-                        elif j == i:
-                            score = torch.tensor(SELF_SCORE, dtype=qk.dtype)
-                        else:
-                            score = qk[b, h, i] @ keys[b, h, j] * D ** -0.5
-                        scores.append(score - math.log(found[j]) if dedup and n_hashes > 1 else score)
-                    scores = torch.stack(scores)
-                    lse = torch.logsumexp(scores, 0)
-                    vals = torch.stack([v[b, h, min(j, L - 1)] for j in attended])   # padded keys have weight 0
-                    round_out.append(torch.exp(scores - lse) @ vals)
-                    round_lse.append(lse)
-                w = torch.softmax(torch.stack(round_lse), 0)
-                out[b, h, i] = (torch.stack(round_out) * w[:, None]).sum(0)
+    out = torch.zeros(*qk.shape[:3], v.shape[-1], dtype=v.dtype)
+    for b, h, i, rounds in _attended(buckets, n_buckets, L, chunk_size):
+        found = Counter(j for attended in rounds for j in attended)
+        round_out, round_lse = [], []
+        for attended in rounds:
+            scores = torch.stack([_score(qk, keys, b, h, i, j, causal)
+                                  - (math.log(found[j]) if dedup and n_hashes > 1 else 0.0) for j in attended])
+            lse = torch.logsumexp(scores, 0)
+            vals = torch.stack([v[b, h, min(j, L - 1)] for j in attended])   # padded keys have weight 0
+            round_out.append(torch.exp(scores - lse) @ vals)
+            round_lse.append(lse)
+        w = torch.softmax(torch.stack(round_lse), 0)
+        out[b, h, i] = (torch.stack(round_out) * w[:, None]).sum(0)
     return out
 
 
@@ -227,27 +236,14 @@ def lsh_union_reference(qk, v, buckets: torch.Tensor, n_buckets: int, chunk_size
     """What multi-round LSH attention computes with ``dedup=True``, from its definition: for each query,
     softmax (shared-QK scores, the self rule) over the *union* of the keys any round puts in its sorted
     chunk or the one before, each key once. A per-query loop (tests/attention/test_reformer.py)."""
-    n_hashes = buckets.shape[2]
-    _check_inputs(qk, v, buckets, n_buckets, n_hashes, chunk_size)
-    B, H, L, D = qk.shape
-    order, L_pad = _sorted_layout(buckets, n_buckets, L, chunk_size)
+    _check_inputs(qk, v, buckets, n_buckets, buckets.shape[2], chunk_size)
+    L = qk.shape[2]
     keys = F.normalize(qk, dim=-1)
-    out = torch.zeros(B, H, L, v.shape[-1], dtype=v.dtype)
-    n_chunks = order.shape[-1] // chunk_size
-    for b in range(B):
-        for h in range(H):
-            slots = order[b, h].tolist()
-            where = {s: p for p, s in enumerate(slots)}
-            for i in range(L):
-                union = set()
-                for r in range(n_hashes):
-                    c = where[r * L_pad + i] // chunk_size
-                    for chunk in (c, (c - 1) % n_chunks):
-                        union |= {slots[s] % L_pad for s in range(chunk * chunk_size, (chunk + 1) * chunk_size)}
-                js = sorted(j for j in union if j < L and not (causal and j > i))
-                scores = torch.stack([qk[b, h, i] @ keys[b, h, j] * D ** -0.5 if j != i
-                                      else torch.tensor(SELF_SCORE, dtype=qk.dtype) for j in js])
-                out[b, h, i] = torch.softmax(scores, 0) @ v[b, h, js]
+    out = torch.zeros(*qk.shape[:3], v.shape[-1], dtype=v.dtype)
+    for b, h, i, rounds in _attended(buckets, n_buckets, L, chunk_size):
+        js = sorted({j for attended in rounds for j in attended if j < L and not (causal and j > i)})
+        scores = torch.stack([_score(qk, keys, b, h, i, j, causal) for j in js])
+        out[b, h, i] = torch.softmax(scores, 0) @ v[b, h, js]
     return out
 
 
