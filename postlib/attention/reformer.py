@@ -107,7 +107,11 @@ def _duplicate_counts(chunk_of, bt, bkt, n_chunks):
     (mod n_chunks, the rounds sorted into one sequence); a key occupies one chunk per round.
     chunk_of: (B, H, L_pad, n_hashes); bt: (B, H, n_chunks, C) query tokens; bkt: (B, H, n_chunks, 2C) keys."""
     B, H, _, n_hashes = chunk_of.shape
-    at = lambda tokens: chunk_of.gather(2, tokens.reshape(B, H, -1, 1).expand(-1, -1, -1, n_hashes))  # noqa: E731
+
+    def at(tokens):                                   # each token's chunk in every round; sizes explicit for B = 0
+        flat = tokens.reshape(B, H, math.prod(tokens.shape[2:]), 1)
+        return chunk_of.gather(2, flat.expand(-1, -1, -1, n_hashes))
+
     q_chunks = at(bt).reshape(*bt.shape, n_hashes)                    # (B, H, nc, C, n_hashes)
     k_chunks = at(bkt).reshape(*bkt.shape, n_hashes)[:, :, :, None]   # (B, H, nc, 1, 2C, n_hashes)
     counts = torch.zeros(*bt.shape, bkt.shape[-1], dtype=torch.long, device=bt.device)

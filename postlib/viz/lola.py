@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-import torch
 
 from ..attention.linear import linear_attention
 from ..attention.lola import lola_attention, lola_memory_trace, recall_error, recall_probe
