@@ -10,6 +10,8 @@ HOST   ?= 127.0.0.1
 # Pinned for local and CI installs (a CPU wheel); the package itself asks only torch>=2.1 so Colab keeps its own.
 TORCH_PIN ?= torch==2.13.0
 PYTEST_ARGS ?=
+# Extra options for the dashboard server, e.g. DASHBOARD_ARGS="--public-host class.example.org --num-procs 2".
+DASHBOARD_ARGS ?=
 
 .PHONY: install book instructor student student-notebooks static dashboard serve test test-fast smoke gpu-check bench sync clean
 
@@ -48,14 +50,14 @@ student-notebooks: install
 	$(BIN)/python -m postlib.exercises student
 
 dashboard: install
-	$(BIN)/python -m apps.serve --port $(PORT) --address $(HOST)
+	$(BIN)/python -m apps.serve --port $(PORT) --address $(HOST) $(DASHBOARD_ARGS)
 
 serve: book
 	@echo "Book:      http://$(HOST):$(BOOK_PORT)/"
 	@echo "Dashboard: http://$(HOST):$(PORT)/dashboard"
 	@$(BIN)/python -m http.server $(BOOK_PORT) --bind $(HOST) --directory _build/html > /dev/null 2>&1 & \
 	  trap "kill $$! 2>/dev/null" EXIT INT TERM; \
-	  $(BIN)/python -m apps.serve --port $(PORT) --address $(HOST)
+	  $(BIN)/python -m apps.serve --port $(PORT) --address $(HOST) $(DASHBOARD_ARGS)
 
 test: install static
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)

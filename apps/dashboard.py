@@ -8,11 +8,17 @@ taking the whole dashboard down, and the error is logged.
 
 Serve it with ``python -m apps.serve`` (``make dashboard``), or
 ``panel serve apps/dashboard.py``. Offline by construction: Panel serves its
-own JavaScript, and ``BootstrapTemplate`` is the stock template that fetches
-no web fonts (the others request Google Fonts).
+own JavaScript, ``BootstrapTemplate`` is the stock template that fetches no
+web fonts (the others request Google Fonts), and every session's stylesheets
+point at the server's own copy (:func:`pin_local_stylesheets`).
+
+It fits any screen: a viewport meta tag, a sidebar that collapses into the
+header's menu button on a phone (``apps/static/dashboard.js`` and
+``dashboard.css``), and pages built from ``apps.layout``'s wrapping rows.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import math
@@ -27,7 +33,12 @@ if __package__ in (None, ""):  # run as a script by ``panel serve apps/dashboard
 
 import panel as pn
 
+import postlib.viz
+
 TITLE = "Beyond Transformers — explorer"
+STATIC = Path(__file__).resolve().parent / "static"
+VIEWPORT = "width=device-width, initial-scale=1"
+SIDEBAR_WIDTH = 260
 PAGES_PACKAGE = "apps.pages"
 # A page whose module failed to import has no order of its own: list it last.
 _FAILED_ORDER = math.inf
@@ -36,6 +47,12 @@ log = logging.getLogger("apps.dashboard")
 
 # "plotly" loads the Plotly pane's bundled JS (served by Panel itself, no CDN).
 pn.extension("plotly", notifications=False)
+# Served by apps.serve from apps/static (and the figures' narrow-screen script from postlib/viz/static,
+# when the package ships it). Through pn.config, not the template's js_files: Panel 1.9's
+# BootstrapTemplate overrides the block that would include the template's own scripts.
+pn.config.js_files = {**pn.config.js_files, "bt-dashboard": "dashboard-static/dashboard.js"}
+if (Path(postlib.viz.__file__).resolve().parent / "static" / "postlib-figures.js").is_file():
+    pn.config.js_files["postlib-figures"] = "postlib-static/postlib-figures.js"
 
 
 @dataclass(frozen=True)
@@ -105,6 +122,12 @@ def discover_pages(package: str = PAGES_PACKAGE) -> list[PageSpec]:
     return sorted(specs, key=lambda s: (s.order, s.title))
 
 
+@functools.lru_cache(maxsize=1)
+def default_pages() -> tuple[PageSpec, ...]:
+    """The pages of ``apps.pages``, discovered once per server process."""
+    return tuple(discover_pages())
+
+
 def error_card(spec: PageSpec, error: str | None = None) -> pn.viewable.Viewable:
     """What a broken page shows: a red alert naming the module, and the traceback."""
     error = error or spec.error or "unknown error"
@@ -144,7 +167,7 @@ class Dashboard:
     """
 
     def __init__(self, pages: list[PageSpec] | None = None):
-        self.pages = discover_pages() if pages is None else list(pages)
+        self.pages = list(default_pages() if pages is None else pages)
         self._by_slug = {p.slug: p for p in self.pages}
         self._built: dict[str, pn.viewable.Viewable] = {}   # slug -> the viewer (or its error card)
         self._layouts: dict[str, pn.viewable.Viewable] = {}  # slug -> its rendered layout, reused on revisits
@@ -209,12 +232,66 @@ class Dashboard:
             "Each page drives the same `postlib` code the chapters run: the math in `postlib`, "
             "the figures in `postlib.viz`.", sizing_mode="stretch_width", styles={"font-size": "0.85em"})
         return pn.template.BootstrapTemplate(title=TITLE, sidebar=[self.nav, about], main=[self.content],
-                                             sidebar_width=260)
+                                             sidebar_width=SIDEBAR_WIDTH, meta_viewport=VIEWPORT,
+                                             raw_css=[_stylesheet()])
+
+
+@functools.lru_cache(maxsize=1)
+def _stylesheet() -> str:
+    return (STATIC / "dashboard.css").read_text(encoding="utf-8")
+
+
+def pin_local_stylesheets(doc=None) -> None:
+    """Make every stylesheet of this session's document load from this server, never from a CDN.
+
+    Panel points a component's stylesheets at the server's copy only once the
+    session's page has been rendered (it records ``dist_url`` then). A session
+    whose page was never rendered — Bokeh builds a second one when a browser's
+    websocket arrives after the first was discarded as unused, which happened
+    to every reader when 20 opened the dashboard at once — kept Panel's
+    default, cdn.holoviz.org. Recording the local path when the session is
+    created closes that gap.
+    """
+    from panel.io.resources import LOCAL_DIST
+
+    doc = doc if doc is not None else pn.state.curdoc
+    if doc is None:
+        return
+    rel = pn.state.rel_path
+    doc._template_variables.setdefault("dist_url", f"{rel}/{LOCAL_DIST}" if rel else LOCAL_DIST)
 
 
 def create_app(pages: list[PageSpec] | None = None) -> pn.template.BootstrapTemplate:
     """A fresh servable for one session (``pn.serve`` calls this per browser session)."""
+    pin_local_stylesheets()
     return Dashboard(pages).template()
+
+
+def warm_up(pages: list[PageSpec] | None = None) -> list[str]:
+    """Build every page once outside any session, so the first readers find its figures cached.
+
+    Returns the slugs built. A page's on-load work (the Scaling page measures
+    on load) is queued on a throwaway document and dropped, never run.
+    """
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    built = []
+    for spec in (default_pages() if pages is None else pages):
+        if spec.viewer is None:
+            continue
+        doc = Document()
+        with set_curdoc(doc):
+            pn.state._loaded[doc] = False  # queue on-load callbacks instead of running them
+            try:
+                pn.panel(spec.viewer())
+                built.append(spec.slug)
+            except Exception:  # a broken page shows its error card to readers; warming goes on
+                log.exception("warming up page %s failed", spec.where)
+            finally:
+                pn.state._onload.pop(doc, None)
+                pn.state._loaded.pop(doc, None)
+    return built
 
 
 if pn.state.served:

@@ -1,20 +1,20 @@
-"""Helpers every dashboard page shares: a memory budget, a plotly pane, error alerts.
+"""The page toolkit: everything a dashboard page needs besides ``postlib``, in one import.
 
-Pages hold widgets and layout only; these helpers keep the three things every
-page must do the same way:
+    from apps.widgets import Page, guarded, budget_refusal, cached_figure, plotly_pane, controls, beside
 
-* refuse a setting that would not fit in memory, with a visible message
-  (:func:`memory_budget_bytes`, :func:`over_budget_message`);
-* update a figure in place (:func:`plotly_pane`, then ``pane.object = fig``:
-  returning a new pane per change logs a ``_guiEditing`` page error);
-* never crash on a widget value (:class:`ErrorAlert`, whose ``guard`` wraps a
-  callback so an exception becomes a red alert on the page and a log line).
+* :class:`Page` — the base of every page (a ``pn.viewable.Viewer``): an
+  :class:`ErrorAlert` and a refusal banner, both hidden until used;
+* :func:`guarded` — decorates a page method so an exception becomes a red alert
+  on the page and a log line, never a broken session;
+* the memory budget (``apps.budget``): :func:`budget_refusal` before anything
+  is allocated, :func:`release_memory` after a large run;
+* figures (``apps.figures``): :func:`cached_figure` shares built figures across
+  sessions; :func:`captioned_figure` shows one with its caption, updated in place
+  (``figure.object = fig``; :func:`plotly_pane` is the bare pane);
+* layout (``apps.layout``): :func:`controls`, :func:`beside`,
+  :func:`labelled_player`, :func:`section`, :func:`rule` fit a 390-px phone.
 
-Offline trap (Panel 1.9.4): the dashboard builds a page when the user first
-opens it, i.e. after the first render, and ``pn.layout.Divider`` created then
-fetches its CSS from cdn.holoviz.org (its model skips Panel's stylesheet
-patching). Use ``pn.pane.Markdown("---")`` for a rule; the browser test
-(``tests/apps/test_dashboard_browser.py``) fails on any request off localhost.
+CONTRIBUTING.md ("Dashboard") shows a whole page built from these.
 """
 from __future__ import annotations
 
@@ -23,53 +23,18 @@ import logging
 from typing import Callable
 
 import panel as pn
-import psutil
+
+from apps.budget import (BUDGET_CAP_BYTES, BUDGET_FRACTION, GIB, budget_refusal, fits, format_bytes,
+                         memory_budget_bytes, release_memory, rss_bytes)
+from apps.figures import PLOTLY_CONFIG, CaptionedFigure, cached_figure, captioned_figure, plotly_pane
+from apps.layout import beside, controls, labelled_player, rule, section, stack
+
+__all__ = ["Page", "ErrorAlert", "guarded", "budget_refusal", "fits", "format_bytes", "memory_budget_bytes",
+           "release_memory", "rss_bytes", "GIB", "BUDGET_FRACTION", "BUDGET_CAP_BYTES", "cached_figure",
+           "plotly_pane", "captioned_figure", "CaptionedFigure", "PLOTLY_CONFIG", "controls", "beside", "stack",
+           "labelled_player", "section", "rule"]
 
 log = logging.getLogger("apps")
-
-GIB = 1024 ** 3
-# A page may use at most this share of the memory available when it checks,
-# and never more than the cap: the server is shared by every open session.
-BUDGET_FRACTION = 0.25
-BUDGET_CAP_BYTES = 4 * GIB
-
-PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
-
-
-def memory_budget_bytes(fraction: float = BUDGET_FRACTION, cap_bytes: int = BUDGET_CAP_BYTES) -> int:
-    """The bytes one request may use: ``fraction`` of available memory, at most ``cap_bytes``."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
-    if cap_bytes <= 0:
-        raise ValueError(f"cap_bytes must be positive, got {cap_bytes!r}")
-    available = psutil.virtual_memory().available
-    return int(min(available * fraction, cap_bytes))
-
-
-def format_bytes(n: float) -> str:
-    """``1536`` → ``'1.5 KiB'``; human-readable sizes for budget messages."""
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
-def over_budget_message(what: str, estimate_bytes: int, budget_bytes: int) -> str | None:
-    """``None`` when ``estimate_bytes`` fits, else the sentence the page shows to refuse."""
-    if estimate_bytes <= budget_bytes:
-        return None
-    return (f"Refused: {what} needs about {format_bytes(estimate_bytes)}, over this server's budget of "
-            f"{format_bytes(budget_bytes)} ({BUDGET_FRACTION:.0%} of available memory, capped at "
-            f"{format_bytes(BUDGET_CAP_BYTES)}). Choose a shorter length, a smaller width or fewer items.")
-
-
-def plotly_pane(fig=None, **kw) -> pn.pane.Plotly:
-    """A plotly pane that stretches with the page; update it with ``pane.object = fig``."""
-    kw.setdefault("sizing_mode", "stretch_width")
-    kw.setdefault("config", PLOTLY_CONFIG)
-    return pn.pane.Plotly(fig, **kw)
 
 
 class ErrorAlert:
@@ -85,8 +50,9 @@ class ErrorAlert:
         self.pane.visible = True
 
     def clear(self) -> None:
-        self.pane.visible = False
-        self.pane.object = ""
+        if self.pane.visible:
+            self.pane.visible = False
+            self.pane.object = ""
 
     @property
     def message(self) -> str | None:
@@ -105,3 +71,46 @@ class ErrorAlert:
                 return None
 
         return wrapped
+
+
+def guarded(method: Callable) -> Callable:
+    """Decorate a :class:`Page` method: an exception shows in the page's alert instead of escaping.
+
+    Stack it under ``param.depends``::
+
+        @param.depends("length", watch=True)
+        @guarded
+        def draw_map(self): ...
+    """
+
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        return self.alert.guard(method)(self, *args, **kwargs)
+
+    return wrapped
+
+
+class Page(pn.viewable.Viewer):
+    """Base of a dashboard page: ``self.alert`` for failures, ``self.refusal`` for refused settings.
+
+    Subclasses declare ``param`` parameters, build their panes in ``__init__``
+    (after ``super().__init__``), draw them once, and wire redraws with
+    ``@param.depends(..., watch=True)`` + :func:`guarded`. ``__panel__``
+    returns the layout, built from ``apps.layout``.
+    """
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.alert = ErrorAlert()
+        self.refusal = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
+                                     css_classes=["page-refusal"])
+
+    def refuse(self, message: str | None) -> bool:
+        """Show ``message`` in the refusal banner (or hide the banner when None); True when refused."""
+        if message is None:
+            if self.refusal.visible:
+                self.refusal.visible = False
+            return False
+        self.refusal.object = message
+        self.refusal.visible = True
+        return True

@@ -1,30 +1,27 @@
 """Scaling: measure any registered mixers over sequence length, and plot recorded runs.
 
-Widgets and layout only. The measuring is ``postlib.bench.measure_mixers``
-(one point at a time, so the progress bar moves per point and a run can be
-stopped between points); the figure is ``postlib.viz.scaling.scaling_figure``
-(log-log, fitted exponents in the legend).
-
-Measured points are cached for the whole server process, keyed by every
-setting that changes the number (mixer, mode, width, batch, device, dtype,
-length), so going back to a setting is instant and a second browser session
-reuses the first one's points. The figure always shows the cached points for
-the current settings; "Run" measures the missing ones in a background thread.
-Only one measurement runs at a time per process: two at once on the same
-cores would time each other.
+Widgets and layout only. Measuring is ``apps.measure`` (the process-wide cache
+of measured points, one run at a time, in a background thread, over
+``postlib.bench.measure_mixers``); the figure is
+``postlib.viz.scaling.scaling_figure`` (log-log, fitted exponents in the
+legend). The figure always shows the cached points for the current settings;
+"Run" measures the missing ones, after checking every point against the memory
+budget — nothing is allocated for a refused setting.
 """
 from __future__ import annotations
 
 import os
-import threading
 
 import panel as pn
 import param
 import torch
 
 import postlib
+from apps import measure
+from apps.measure import BATCH, DTYPE, REPEATS, MeasurementRun, Progress, Settings
 from apps.results import describe_provenance, plottable_rows, recorded_files, timing_rows
-from apps.widgets import ErrorAlert, format_bytes, memory_budget_bytes, over_budget_message, plotly_pane
+from apps.widgets import (Page, beside, captioned_figure, controls, format_bytes, guarded, memory_budget_bytes,
+                          rss_bytes, rule, section, stack)
 from postlib import bench
 from postlib.viz.scaling import scaling_figure
 
@@ -35,33 +32,18 @@ WIDTHS = [16, 32, 64, 128, 256]
 # a quadratic mixer takes minutes per point on a laptop.
 LOG2_MIN = 4
 LOG2_MAX = 16 if torch.cuda.is_available() else 14
-BATCH = 1
-DTYPE = torch.float32
-REPEATS, WARMUP = 5, 1
 # Shown on first load, and measured then if not cached: a few seconds on a laptop CPU, and long
 # enough that the work, not Python's per-call overhead, sets the slope.
 DEFAULT_LOG2 = (8, 11)
 DEFAULT_PARTNERS = ("linear", "s4d", "performer", "mamba")
-
 # CPU threads for a measurement. One by default: on a machine whose cores are busy with other
 # work, torch's OpenMP threads wait on each other and a 1 ms matmul can take 100 ms.
 THREAD_CHOICES = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= (os.cpu_count() or 1)]
 
-# Process-wide: points measured by any session, and the lock that keeps measurements one at a time.
-_CACHE: dict[tuple, dict] = {}
-_CACHE_LOCK = threading.Lock()
-_MEASURE_LOCK = threading.Lock()
-
-
-def cache_key(name: str, length: int, settings: dict) -> tuple:
-    """Everything that changes a measured number (batch and dtype are fixed on this page)."""
-    return (name, int(length), settings["mode"], int(settings["d_model"]), str(settings["device"]),
-            int(settings["threads"]), BATCH, str(DTYPE))
-
 
 def clear_cache() -> None:
-    with _CACHE_LOCK:
-        _CACHE.clear()
+    """Forget every measured point (tests)."""
+    measure.POINTS.clear()
 
 
 def lengths_for(log2_range) -> list[int]:
@@ -78,7 +60,7 @@ def default_mixers(names: list[str]) -> list[str]:
     return picks or names[:1]
 
 
-class ScalingPage(pn.viewable.Viewer):
+class ScalingPage(Page):
     """How time and memory grow with sequence length, measured live or read from a recorded run."""
 
     mixers = param.ListSelector(default=[], objects=[], doc="Registered mixers to measure.")
@@ -90,95 +72,79 @@ class ScalingPage(pn.viewable.Viewer):
     device = param.Selector(default="cpu", objects=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     threads = param.Selector(default=1, objects=THREAD_CHOICES, doc="torch CPU threads while measuring.")
     recorded = param.Selector(default=None, objects=[], allow_None=True, doc="A recorded results file.")
-    running = param.Boolean(default=False, doc="True while the background thread measures.")
+    running = param.Boolean(default=False, doc="True while a background run measures for this page.")
 
     def __init__(self, autorun: bool = True, **params):
         names = postlib.list_mixers()
         self.param.mixers.objects = list(names)
-        if "mixers" not in params:
-            params["mixers"] = default_mixers(names)
+        params.setdefault("mixers", default_mixers(names))
         super().__init__(**params)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.alert = ErrorAlert()
+        self._run: MeasurementRun | None = None
         self.status = pn.pane.Markdown("", sizing_mode="stretch_width", css_classes=["scaling-status"])
         self.progress = pn.indicators.Progress(value=0, max=1, visible=False, sizing_mode="stretch_width",
                                                bar_color="primary")
         self.skipped = pn.pane.Markdown("", sizing_mode="stretch_width", visible=False)
         self.machine = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "0.85em"})
-        self.figure = plotly_pane(css_classes=["scaling-live"])
+        self.figure = captioned_figure(css_classes=["scaling-live"])
         self.recorded_info = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self.recorded_figure = plotly_pane(visible=False, css_classes=["scaling-recorded"])
+        self.recorded_figure = captioned_figure(visible=False, css_classes=["scaling-recorded"])
         self.recorded_table = pn.pane.DataFrame(None, visible=False, sizing_mode="stretch_width", max_rows=60)
         self.run_button = pn.widgets.Button(label="Run", color="primary")
-        self.stop_button = pn.widgets.Button(label="Stop", color="default", disabled=True)
+        self.stop_button = pn.widgets.Button(label="Stop", disabled=True)
         self.refresh_button = pn.widgets.Button(label="Refresh list", color="light")
-        self.run_button.on_click(self.alert.guard(lambda _e: self.run()))
-        self.stop_button.on_click(self.alert.guard(lambda _e: self.stop()))
         self.recorded_select = pn.widgets.Select.from_param(self.param.recorded, label="Results file")
-        self.refresh_button.on_click(self.alert.guard(lambda _e: self.refresh_recorded()))
-        self.param.watch(self.alert.guard(self._on_settings), ["mixers", "log2_lengths", "mode", "metric",
-                                                               "d_model", "device", "threads"])
-        self.param.watch(self.alert.guard(lambda _e: self.show_recorded()), ["recorded"])
-        self.param.watch(self.alert.guard(lambda _e: self.show_recorded()), ["metric"])
+        self.run_button.on_click(self._on_run_click)
+        self.stop_button.on_click(self._on_stop_click)
+        self.refresh_button.on_click(self._on_refresh_click)
         # Guarded even here: a broken results file or figure must show an alert, not hide the page.
-        self.alert.guard(self.refresh_recorded)()
-        self.alert.guard(self.redraw)()
-        self.alert.guard(self.describe_machine)()
+        self.refresh_recorded()
+        self.redraw()
+        self.describe_machine()
+        curdoc = pn.state.curdoc
+        if curdoc is not None and curdoc.session_context is not None:
+            # A reader who leaves mid-run: stop measuring for them and never touch their panes again.
+            pn.state.on_session_destroyed(self._on_session_destroyed)
         if autorun and self.missing_points():
             # After the browser has loaded the page (at once outside a server): measuring while the
             # server renders the page would time the rendering too.
-            pn.state.onload(self.alert.guard(self.run))
+            pn.state.onload(self._autorun)
 
     # ----- settings -> points -------------------------------------------------------------------
     def points(self) -> list[tuple[str, int]]:
         """(mixer, length) pairs the current settings ask for."""
         return [(name, length) for name in self.mixers for length in lengths_for(self.log2_lengths)]
 
-    def settings(self) -> dict:
+    def settings(self) -> Settings:
         """The settings a measurement depends on (a snapshot: the thread must not see later changes)."""
-        return dict(mode=self.mode, d_model=self.d_model, device=self.device, threads=self.threads)
+        return Settings(mode=self.mode, d_model=self.d_model, device=self.device, threads=self.threads)
 
     def missing_points(self) -> list[tuple[str, int]]:
-        settings = self.settings()
-        with _CACHE_LOCK:
-            return [(n, L) for n, L in self.points() if cache_key(n, L, settings) not in _CACHE]
+        return measure.POINTS.missing(self.points(), self.settings())
 
     def cached_rows(self) -> list[dict]:
-        settings = self.settings()
-        with _CACHE_LOCK:
-            found = [_CACHE.get(cache_key(n, L, settings)) for n, L in self.points()]
-        return [r for r in found if r is not None]
+        return measure.POINTS.rows(self.points(), self.settings())
 
     def budget_refusal(self, points: list[tuple[str, int]] | None = None, budget: int | None = None) -> str | None:
-        """The refusal message if any point's estimated working set exceeds the budget, else None.
-
-        Estimates come from ``postlib.bench.estimate_bytes`` (a mixer's own
-        ``memory_estimate`` when it has one, else the dense score matrix per head
-        for attention-like families), so the page refuses exactly what the
-        benchmark would skip, before anything is allocated.
-        """
-        points = self.points() if points is None else points
-        budget = memory_budget_bytes() if budget is None else budget
-        worst: dict[str, tuple[int, int, bool]] = {}
-        for name in {n for n, _ in points}:
-            module = postlib.build_mixer(name, self.d_model)
-            family = postlib.mixer_info(name).family
-            longest = max(L for n, L in points if n == name)
-            worst[name] = (longest, bench.estimate_bytes(module, BATCH, longest, DTYPE, self.mode, family),
-                           hasattr(module, "memory_estimate"))
-        over = {n: v for n, v in worst.items() if v[1] > budget}
-        if not over:
-            return None
-        name, (length, need, exact) = max(over.items(), key=lambda kv: kv[1][1])
-        message = over_budget_message(f"`{name}` at length {length} ({self.mode.replace('_', ' + ')}, "
-                                      f"d_model {self.d_model})", need, budget)
-        if not exact:  # say what the number is: the bench's generic bound, not this mixer's own count
-            message += (" (The estimate is `postlib.bench.estimate_bytes`'s generic bound for the "
-                        f"{postlib.mixer_info(name).family} family; the mixer defines no `memory_estimate`.)")
-        return message
+        """The refusal message if any point does not fit the memory budget (``apps.measure``), else None."""
+        return measure.budget_refusal_for(self.points() if points is None else points, self.settings(), budget)
 
     # ----- measuring ------------------------------------------------------------------------------
+    @guarded
+    def _on_run_click(self, _event=None) -> None:
+        self.run()
+
+    @guarded
+    def _on_stop_click(self, _event=None) -> None:
+        self.stop()
+
+    @guarded
+    def _on_refresh_click(self, _event=None) -> None:
+        self.refresh_recorded()
+
+    @guarded
+    def _autorun(self) -> None:
+        self.run()
+
     def run(self, background: bool = True) -> None:
         """Measure the missing points of the current settings (refused if over the memory budget)."""
         if self.running:
@@ -193,99 +159,56 @@ class ScalingPage(pn.viewable.Viewer):
             self.redraw()
             self.status.object = f"All {len(self.points())} points for these settings are already measured (cached)."
             return
-        refusal = self.budget_refusal(todo)
+        budget = memory_budget_bytes()
+        refusal = self.budget_refusal(todo, budget)
         if refusal:
             self.alert.show(refusal, kind="warning")
             return
-        settings = self.settings()
-        self._stop.clear()
         self.running = True
         self.run_button.disabled, self.stop_button.disabled = True, False
         self.progress.max, self.progress.value, self.progress.visible = len(todo), 0, True
-        if background:
-            self._thread = threading.Thread(target=self._measure, args=(todo, settings), daemon=True,
-                                            name="scaling-page-measure")
-            self._thread.start()
-        else:
-            self._measure(todo, settings)
+        self._run = MeasurementRun(todo, self.settings(), self._on_progress, budget=budget)
+        self._run.start(background)
 
     def stop(self) -> None:
-        self._stop.set()
+        if self._run is not None:
+            self._run.stop()
         self.status.object = "Stopping after the current point…"
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the background measurement ends; True when it has."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
+        return True if self._run is None else self._run.wait(timeout)
 
-    def _measure(self, todo, settings) -> None:
-        done, final = 0, None
-        try:
-            if not _MEASURE_LOCK.acquire(blocking=False):
-                self.status.object = "Waiting for another session's measurement to finish…"
-                _MEASURE_LOCK.acquire()
-            threads_before = torch.get_num_threads()  # process-wide: restored after the run
-            torch.set_num_threads(settings["threads"])
-            try:
-                for name, length in todo:
-                    if self._stop.is_set():
-                        break
-                    key = cache_key(name, length, settings)
-                    with _CACHE_LOCK:
-                        cached = key in _CACHE
-                    if not cached:  # another session may have measured it meanwhile
-                        self.status.object = (f"Measuring `{name}` at length {length} "
-                                              f"({settings['mode'].replace('_', ' + ')}) — point {done + 1} of {len(todo)}…")
-                        row = self._measure_point(name, length, settings)
-                        with _CACHE_LOCK:
-                            _CACHE[key] = row
-                    done += 1
-                    self.progress.value = done
-                    self.redraw()
-            finally:
-                torch.set_num_threads(threads_before)
-                _MEASURE_LOCK.release()
-            stopped = self._stop.is_set() and done < len(todo)
-            final = (f"Stopped after {done} of {len(todo)} points." if stopped
-                     else f"Measured {done} point{'s' * (done != 1)} in this run.")
-        except Exception as exc:  # the thread must report, never die silently
-            self.alert.show(f"**Measurement failed:** {type(exc).__name__}: {exc}")
-            final = f"Failed after {done} of {len(todo)} points."
-        finally:
-            self.running = False
-            self.run_button.disabled, self.stop_button.disabled = False, True
-            self.progress.visible = False
-            try:
+    def _on_progress(self, progress: Progress) -> None:
+        if progress.message and not progress.finished:
+            self.status.object = progress.message
+        self.progress.value = progress.done
+        if not progress.finished:
+            if not progress.message:
                 self.redraw()
-            except Exception as exc:
-                self.alert.show(f"**Drawing failed:** {type(exc).__name__}: {exc}")
-            if final:
-                self.status.object = f"{final} {self.status.object}"
-            self.alert.guard(self.describe_machine)()
+            return
+        self.running = False
+        self.run_button.disabled, self.stop_button.disabled = False, True
+        self.progress.visible = False
+        if progress.error:
+            self.alert.show(f"**Measurement failed:** {progress.error}")
+        self.redraw()
+        self.status.object = f"{progress.message} {self.status.object}"
+        self.describe_machine(progress.released_bytes)
 
-    @staticmethod
-    def _measure_point(name: str, length: int, settings: dict) -> dict:
-        """One row from ``measure_mixers``; a mixer that raises becomes an error row, not a dead run."""
-        try:
-            (row,) = bench.measure_mixers([name], [length], d_model=settings["d_model"], batch=BATCH,
-                                          modes=(settings["mode"],), device=settings["device"], dtype=DTYPE,
-                                          repeats=REPEATS, warmup=WARMUP, memory=True,
-                                          max_bytes=memory_budget_bytes())
-        except Exception as exc:
-            row = dict(name=name, length=length, batch=BATCH, d_model=settings["d_model"], mode=settings["mode"],
-                       time_ms=None, peak_mem_bytes=None, device=settings["device"], dtype=str(DTYPE),
-                       status=f"error: {type(exc).__name__}: {exc}")
-        return row
+    def _on_session_destroyed(self, session_context) -> None:
+        if self._run is not None:
+            self._run.detach()
 
     # ----- drawing --------------------------------------------------------------------------------
-    def _on_settings(self, _event=None) -> None:
+    @param.depends("mixers", "log2_lengths", "mode", "metric", "d_model", "device", "threads", watch=True)
+    @guarded
+    def _on_settings(self) -> None:
         self.alert.clear()
         self.redraw()
         self.describe_machine()
 
+    @guarded
     def redraw(self) -> None:
         rows = self.cached_rows()
         metric_label = next(k for k, v in METRICS.items() if v == self.metric)
@@ -303,25 +226,34 @@ class ScalingPage(pn.viewable.Viewer):
                                   "— press **Run**." if missing else
                                   f"Showing {len(rows)} measured points (cached).")
 
-    def describe_machine(self) -> None:
+    @guarded
+    def describe_machine(self, released_bytes: int = 0) -> None:
         """Where the live numbers come from, with the load: on a shared machine, load is noise."""
         prov = bench.provenance(self.device)
         load = prov.get("load_avg_1m_5m_15m")
+        memory = f" Server memory: {format_bytes(rss_bytes())} resident"
+        memory += f" ({format_bytes(released_bytes)} returned after the last run)." if released_bytes > 0 else "."
+        threads = f", {self.threads} of {prov['cpu_count']} CPU threads" if self.device == "cpu" else ""
         self.machine.object = (f"Live numbers from this server: {prov.get('device_name')}, torch {prov.get('torch')}"
-                               + (f", {self.threads} of {prov['cpu_count']} CPU threads" if self.device == "cpu" else "")
+                               + threads
                                + (f", load average {load[0]} (1 min)" if load else "")
                                + f"; batch {BATCH}, {str(DTYPE).replace('torch.', '')}, median of {REPEATS} runs. "
-                               "Other work on the machine shows up as noise, most at short lengths.")
+                               "Other work on the machine shows up as noise, most at short lengths." + memory)
 
     # ----- recorded results -----------------------------------------------------------------------
+    @guarded
     def refresh_recorded(self) -> None:
         files = recorded_files()
         self.param.recorded.objects = list(files)  # a copy: param may append the default (None) in place
+        before = self.recorded
         if self.recorded not in files:
-            self.recorded = files[0] if files else None
+            self.recorded = files[0] if files else None  # redraws through show_recorded's param.depends
         self.recorded_select.visible = bool(files)  # an empty list would show a lone "None"
-        self.show_recorded()
+        if self.recorded == before:
+            self.show_recorded()
 
+    @param.depends("recorded", "metric", watch=True)
+    @guarded
     def show_recorded(self) -> None:
         if self.recorded is None:
             self.recorded_info.object = (f"No recorded results yet in `{bench.RESULTS_DIR}`. Record some with "
@@ -350,33 +282,28 @@ class ScalingPage(pn.viewable.Viewer):
     def __panel__(self):
         lengths = pn.widgets.IntRangeSlider.from_param(
             self.param.log2_lengths, label="Length range (log2: 2^min … 2^max)", start=LOG2_MIN, end=LOG2_MAX, step=1)
-        controls = pn.Column(
-            pn.widgets.MultiChoice.from_param(self.param.mixers, label="Mixers"),
+        settings = stack(
+            pn.widgets.MultiChoice.from_param(self.param.mixers, label="Mixers", sizing_mode="stretch_width"),
             lengths,
             pn.widgets.RadioButtonGroup.from_param(self.param.mode, options=MODES, label="Mode"),
             pn.widgets.RadioButtonGroup.from_param(self.param.metric, options=METRICS, label="Metric"),
-            pn.widgets.Select.from_param(self.param.d_model, label="d_model"),
-            pn.widgets.Select.from_param(self.param.device, label="Device"),
-            pn.widgets.Select.from_param(self.param.threads, label="CPU threads"),
+            controls(pn.widgets.Select.from_param(self.param.d_model, label="d_model"),
+                     pn.widgets.Select.from_param(self.param.device, label="Device"),
+                     pn.widgets.Select.from_param(self.param.threads, label="CPU threads"), basis_px=90),
             pn.Row(self.run_button, self.stop_button),
             pn.pane.Markdown(f"Memory budget per run: {format_bytes(memory_budget_bytes())}; longer settings "
-                             "are refused before anything is allocated.", styles={"font-size": "0.8em"}),
-            width=320)
-        live = pn.Column(self.alert.pane, self.status, self.progress, self.figure, self.machine, self.skipped,
-                         sizing_mode="stretch_width")
-        recorded = pn.Column(
-            "## Recorded results",
-            pn.Row(self.recorded_select, self.refresh_button),
-            self.recorded_info, self.recorded_figure, self.recorded_table, sizing_mode="stretch_width")
-        intro = pn.pane.Markdown(
+                             "are refused before anything is allocated.", styles={"font-size": "0.8em"},
+                             sizing_mode="stretch_width"))
+        live = stack(self.alert.pane, self.status, self.progress, self.figure, self.machine, self.skipped)
+        recorded = stack(section("## Recorded results"),
+                         controls(self.recorded_select, self.refresh_button, basis_px=160),
+                         self.recorded_info, self.recorded_figure, self.recorded_table)
+        intro = section(
             "# Scaling with sequence length\nPick mixers and a range of lengths, then **Run**: each point is "
             "measured on this server with `postlib.bench.measure_mixers` and drawn on log-log axes, with the "
             "fitted exponent in the legend (≈1 linear, ≈2 quadratic). Points are cached, so revisiting a "
-            "setting is instant.", sizing_mode="stretch_width")
-        # A Markdown rule, not pn.layout.Divider: a Divider added after the first render (as the
-        # dashboard does when it switches pages) loads its CSS from cdn.holoviz.org (Panel 1.9.4).
-        return pn.Column(intro, pn.Row(controls, live, sizing_mode="stretch_width"),
-                         pn.pane.Markdown("---", sizing_mode="stretch_width"), recorded, sizing_mode="stretch_width")
+            "setting is instant.")
+        return stack(intro, beside(settings, live), rule(), recorded)
 
 
 PAGE = {"title": "Scaling", "order": 90, "viewer": ScalingPage}

@@ -57,7 +57,7 @@ def test_player_steps_the_same_tile_figure_as_the_chapter():
 
 
 def test_over_budget_length_shows_a_message_and_keeps_the_costs():
-    page = AttentionPage(budget_bytes=attention.map_bytes(64))
+    page = AttentionPage(budget_bytes=attention.map_bytes(64) + 1)  # strictly below the budget: drawn
     page.length = 64
     assert not page.refusal.visible and page.map_pane.visible
     page.length = 96

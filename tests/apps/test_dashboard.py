@@ -8,7 +8,6 @@ import textwrap
 import panel as pn
 import pytest
 
-from apps import serve
 from apps.dashboard import TITLE, Dashboard, PageSpec, create_app, discover_pages
 
 GOOD_PAGE = '''
@@ -122,10 +121,40 @@ def test_the_plotly_extension_is_loaded():
     assert "plotly" in pn.extension._loaded_extensions
 
 
-def test_serve_binds_localhost_and_limits_websocket_origins():
-    args = serve.parse_args([])
-    assert (args.port, args.address, args.show) == (5006, "127.0.0.1", False)
-    assert serve.websocket_origins("127.0.0.1", 5006) == ["127.0.0.1:5006", "localhost:5006"]
-    assert serve.websocket_origins("192.168.1.5", 80) == ["192.168.1.5:80", "localhost:80"]
-    with pytest.raises(SystemExit):
-        serve.parse_args(["--port", "0"])
+def test_warm_up_builds_every_page_without_running_on_load_work(monkeypatch):
+    from apps.dashboard import default_pages, warm_up
+    from apps.figures import FIGURES
+    from postlib import bench
+
+    def fail(*args, **kwargs):
+        raise AssertionError("warming up must not measure (the Scaling page measures on load)")
+
+    monkeypatch.setattr(bench, "measure_mixers", fail)
+    before = FIGURES.misses + FIGURES.hits
+    built = warm_up()
+    assert built == [p.slug for p in default_pages() if p.viewer is not None]
+    assert FIGURES.misses + FIGURES.hits > before  # the pages' figures went through the shared cache
+    assert not pn.state._onload  # nothing queued is left behind
+
+
+def test_a_session_created_without_a_rendered_page_still_uses_local_stylesheets():
+    from bokeh.document import Document
+    from bokeh.models import ImportedStyleSheet
+    from panel.io.state import set_curdoc
+
+    doc = Document()
+    with set_curdoc(doc):
+        create_app([]).server_doc(doc)
+    assert doc._template_variables["dist_url"].endswith("static/extensions/panel/")
+    urls = [str(s.url) for root in doc.roots for m in root.references()
+            for s in (getattr(m, "stylesheets", None) or []) if isinstance(s, ImportedStyleSheet)]
+    assert urls and not [u for u in urls if "cdn.holoviz.org" in u], urls
+
+
+def test_the_template_fits_a_phone():
+    from apps.dashboard import VIEWPORT
+
+    template = create_app([])
+    assert template.meta_viewport == VIEWPORT == "width=device-width, initial-scale=1"
+    assert any("@media (max-width: 767.98px)" in css for css in template.config.raw_css)
+    assert pn.config.js_files["bt-dashboard"] == "dashboard-static/dashboard.js"

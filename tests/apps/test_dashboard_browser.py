@@ -6,8 +6,18 @@ plotly figure with drawn traces, move the page's first slider with the
 keyboard (Panel sliders are noUiSlider handles) and check that a figure
 changed. Every request is routed through a handler that records and aborts
 anything not addressed to localhost, and the test fails on any such request,
-any console error, any page error, or a traceback in the server's log; the
-server's websocket must refuse any origin but its own.
+any console error, any page error, or a traceback in the server's log.
+
+Hostile and unlucky conditions, on the same server:
+
+* a foreign ``Host`` (DNS rebinding) gets 403, the websocket upgrade with a
+  forged ``Origin`` equal to that Host included; the ``--public-host`` name is served;
+* a browser whose websocket arrives after its session was dropped as unused
+  (what 20 readers at once on two cores caused) gets a session built from the
+  websocket, and it still loads nothing from a CDN;
+* readers who leave while an update is on its way leave no error in the log;
+* plotly is never asked to relayout a figure it has not drawn (the
+  ``_guiEditing`` page error), and no-op relayouts are skipped.
 """
 from __future__ import annotations
 
@@ -18,6 +28,9 @@ from urllib.parse import urlparse
 import pytest
 
 from apps.dashboard import TITLE, discover_pages
+from apps.loadtest import server_problems
+
+from .conftest import PUBLIC_HOST, UNUSED_SESSION_LIFETIME_S
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 WEBSOCKET_OPEN = "Websocket connection 0 is now open"  # Bokeh's client logs this when the session starts
@@ -52,8 +65,9 @@ def _wait(page, predicate, timeout_s: float, what: str, interval_ms: int = 200):
 class Session:
     """One browser tab on the dashboard, with every request, console error and page error recorded."""
 
-    def __init__(self, browser, server):
+    def __init__(self, browser, server, delay: tuple[str, float] | None = None):
         self.server = server
+        self._delay = delay  # (a URL fragment, seconds): hold that request back, e.g. to connect late
         self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
         # Generous: the test suite shares two cores with the server, Chromium and other workers.
         self.context.set_default_timeout(60_000)
@@ -93,6 +107,8 @@ class Session:
         url = route.request.url
         self.requests.append(url)
         if urlparse(url).hostname in LOCAL_HOSTS:
+            if self._delay and self._delay[0] in url:
+                time.sleep(self._delay[1])
             route.continue_()
         else:
             self.outside.append(url)
@@ -138,7 +154,7 @@ class Session:
         assert not self.page_errors, f"page errors: {self.page_errors}"
         assert not self.console_errors, f"console errors: {self.console_errors}"
         log = self.server_log()
-        assert "Traceback" not in log and "ERROR" not in log, f"the server logged an error:\n{log}"
+        assert not server_problems(log), f"the server logged an error:\n{log}"
 
     def close(self) -> None:
         self.context.close()
@@ -199,7 +215,68 @@ def check_page(session: Session, spec) -> None:
     session.assert_clean()
 
 
-def _websocket_handshake_status(port: int, origin: str) -> int:
+def check_plotly_guards(session: Session) -> None:
+    """Relayouts of a figure that is not drawn are skipped (no ``_guiEditing`` error), and so are no-ops."""
+    session.reset_records()
+    result = session.page.evaluate("""async () => {
+        const gd = document.createElement('div');           // never plotted, like a purged view's div
+        try { await Plotly.relayout(gd, {width: 300, height: 200}); } catch (e) { return String(e); }
+        return window.__btDashboard;
+    }""")
+    assert isinstance(result, dict), f"relayout of an undrawn figure raised: {result}"
+    assert result["undrawn"] >= 1 and result["skipped"] >= 1, result  # loading the page skipped no-op relayouts
+    session.assert_clean()
+
+
+def check_late_websocket(browser, server, url: str) -> None:
+    """A browser that connects after its session was dropped gets a new one, drawn and still offline."""
+    late = Session(browser, server, delay=("panel.min.js", 2 * UNUSED_SESSION_LIFETIME_S + 1))
+    try:
+        late.open(url)
+        late.wait_for_stable_figure()
+        late.assert_clean()
+    finally:
+        late.close()
+
+
+def check_readers_leaving_mid_update(browser, server, url: str, spec) -> None:
+    """Readers who close the tab while new figures are on their way leave no error in the server log."""
+    start = len(server.lines)
+    for presses in (3, 6):
+        leaving = Session(browser, server)
+        try:
+            leaving.open(f"{url}?page={spec.slug}")
+            leaving.wait_for_stable_figure()
+            handle = leaving.page.locator(".noUi-handle").first
+            handle.focus()
+            for _ in range(presses):
+                leaving.page.keyboard.press("ArrowRight")
+        finally:
+            leaving.close()  # at once: the server is still sending the new figures
+    time.sleep(2)
+    log = "".join(server.lines[start:])
+    assert not server_problems(log), f"the server logged an error after readers left:\n{log}"
+
+
+def _raw_status(port: int, host: str, extra: str = "") -> str:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(f"GET /dashboard HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n".encode())
+        return s.recv(4096).decode("latin-1").split("\r\n", 1)[0]
+
+
+def check_host_header(server) -> None:
+    """DNS rebinding: a foreign Host is refused, HTTP and websocket alike; localhost and the public name are served."""
+    port = server.port
+    assert " 403 " in _raw_status(port, "evil.example")
+    assert " 403 " in _raw_status(port, f"evil.example:{port}")
+    assert " 200 " in _raw_status(port, f"localhost:{port}")
+    assert " 200 " in _raw_status(port, PUBLIC_HOST)
+    assert _websocket_handshake_status(port, f"http://evil.example:{port}", host=f"evil.example:{port}") == 403
+
+
+def _websocket_handshake_status(port: int, origin: str, host: str | None = None) -> int:
     """HTTP status of a websocket handshake to the app sent with ``Origin: origin`` (101 = accepted)."""
     import asyncio
 
@@ -207,7 +284,8 @@ def _websocket_handshake_status(port: int, origin: str) -> int:
     from tornado.websocket import websocket_connect
 
     async def attempt() -> int:
-        request = HTTPRequest(f"ws://127.0.0.1:{port}/dashboard/ws", headers={"Origin": origin})
+        headers = {"Origin": origin} | ({"Host": host} if host else {})
+        request = HTTPRequest(f"ws://127.0.0.1:{port}/dashboard/ws", headers=headers)
         try:
             conn = await websocket_connect(request)
         except HTTPClientError as err:
@@ -241,6 +319,7 @@ def test_dashboard_in_headless_chromium(browser, dashboard_server):
     checks += [(f"page {spec.slug!r}", lambda s, spec=spec: check_page(s, spec)) for spec in pages]
     checks += [("deep link", lambda s: check_deep_link(s, dashboard_server.url, pages[-1]))]
     checks += [("revisiting a page", lambda s: check_revisit(s, pages[0], pages[-1]))]
+    checks += [("plotly guards", check_plotly_guards)]
     failures = []
     session = Session(browser, dashboard_server)
     try:
@@ -251,8 +330,14 @@ def test_dashboard_in_headless_chromium(browser, dashboard_server):
                 failures.append(f"{what}: {type(err).__name__}: {err}")
     finally:
         session.close()
-    try:
-        check_websocket_origins(dashboard_server)
-    except AssertionError as err:
-        failures.append(f"websocket origins: {err}")
+    for what, check in [("websocket origins", lambda: check_websocket_origins(dashboard_server)),
+                        ("host header", lambda: check_host_header(dashboard_server)),
+                        ("late websocket", lambda: check_late_websocket(browser, dashboard_server,
+                                                                        dashboard_server.url)),
+                        ("readers leaving mid-update", lambda: check_readers_leaving_mid_update(
+                            browser, dashboard_server, dashboard_server.url, pages[0]))]:
+        try:
+            check()
+        except Exception as err:  # noqa: BLE001 - report every failing check
+            failures.append(f"{what}: {type(err).__name__}: {err}")
     assert not failures, "\n\n".join(failures)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import postlib
+from apps import measure
 from apps.pages import scaling
 from apps.pages.scaling import PAGE, ScalingPage
 from postlib import bench
@@ -79,6 +80,7 @@ def test_run_measures_every_point_and_draws_them():
     assert "Measured 3 points" in page.status.object
     assert page.alert.message is None
     assert f"torch {torch.__version__}" in page.machine.object  # where the live numbers come from
+    assert "Server memory:" in page.machine.object and "resident" in page.machine.object
 
 
 def test_background_run_reports_progress_and_finishes():
@@ -106,7 +108,7 @@ def test_cached_points_are_reused_across_runs_and_sessions(monkeypatch):
     first.run(background=False)
     assert "already measured (cached)" in first.status.object
     second = ScalingPage(mixers=["softmax"], log2_lengths=TINY)  # autorun finds nothing to do
-    assert second._thread is None
+    assert second._run is None
     assert second.cached_rows() == measured
     assert [16, 32, 64] in _traces_x(second.figure.object)
 
@@ -125,22 +127,45 @@ def test_changing_settings_redraws_from_the_cache_without_measuring(monkeypatch)
 
 
 def test_setting_over_the_memory_budget_is_refused_before_measuring(monkeypatch):
+    monkeypatch.setattr(measure, "memory_budget_bytes", lambda: 2 ** 20)
     monkeypatch.setattr(scaling, "memory_budget_bytes", lambda: 2 ** 20)
+    monkeypatch.setattr(bench, "estimate_bytes", lambda module, batch, length, dtype, mode="forward": length ** 2)
     _forbid_measuring(monkeypatch)
-    page = ScalingPage(autorun=False, mixers=["softmax"], log2_lengths=(12, 12))
+    page = ScalingPage(autorun=False, mixers=["softmax"], log2_lengths=(10, 10))  # 1024² = exactly the budget
     page.run(background=False)
     assert page.alert.message is not None and page.alert.message.startswith("Refused")
-    assert "`softmax` at length 4096" in page.alert.message and "1.0 MiB" in page.alert.message
-    assert not page.running and page._thread is None and page.cached_rows() == []
+    assert "`softmax` at length 1024" in page.alert.message and "1.0 MiB" in page.alert.message
+    assert not page.running and page._run is None and page.cached_rows() == []
 
 
-def test_budget_estimate_counts_the_backward_pass():
-    page = ScalingPage(autorun=False, mixers=["softmax"], log2_lengths=(10, 10))
-    one_matrix = 4 * 1024 * 1024 * 4  # heads × L × L × fp32 bytes
-    assert page.budget_refusal(budget=one_matrix) is None
-    page.mode = "forward_backward"
-    assert page.budget_refusal(budget=one_matrix) is not None
-    assert page.budget_refusal(budget=2 * one_matrix) is None
+def test_an_unknown_estimate_is_refused_visibly(monkeypatch):
+    monkeypatch.setattr(bench, "estimate_bytes", lambda module, batch, length, dtype, mode="forward": None)
+    _forbid_measuring(monkeypatch)
+    page = ScalingPage(autorun=False, mixers=["softmax"], log2_lengths=TINY)
+    page.run(background=False)
+    assert "is unknown" in page.alert.message and page.cached_rows() == []
+
+
+def test_the_estimate_is_asked_for_the_page_mode(monkeypatch):
+    modes = []
+    monkeypatch.setattr(bench, "estimate_bytes",
+                        lambda module, batch, length, dtype, mode="forward": modes.append(mode) or 1)
+    page = ScalingPage(autorun=False, mixers=["softmax"], log2_lengths=(10, 10), mode="forward_backward")
+    assert page.budget_refusal(budget=2) is None and modes == ["forward_backward"]
+
+
+def test_a_reader_leaving_mid_run_detaches_the_run(monkeypatch):
+    page = ScalingPage(autorun=False, mixers=["softmax"], log2_lengths=TINY)
+    real = bench.measure_mixers
+
+    def measure_then_leave(*args, **kwargs):
+        rows = real(*args, **kwargs)
+        page._on_session_destroyed(None)
+        return rows
+    monkeypatch.setattr(bench, "measure_mixers", measure_then_leave)
+    page.run(background=False)
+    assert len(page.cached_rows()) == 1  # stopped after the point being measured
+    assert page.running  # and never told: its panes belong to a closed session
 
 
 def test_a_mixer_that_raises_becomes_an_error_row_not_a_dead_page(monkeypatch):

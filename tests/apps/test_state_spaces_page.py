@@ -28,13 +28,18 @@ def test_player_moves_the_state_figure():
     assert _titles(page.state_pane).endswith("t = 40")
 
 
+def _heatmaps(pane):
+    return [t.z for t in pane.object.data if t.type == "heatmap"]
+
+
 def test_sliders_recompute_states():
     page = StateSpacesPage(length=50)
-    before = page._traj["selective"].copy()
+    lti, selective = _heatmaps(page.state_pane)
     page.selectivity = 0.0
-    assert not (page._traj["selective"] == before).all()
+    assert (_heatmaps(page.state_pane)[0] == lti).all()            # S4D ignores the selectivity
+    assert not (_heatmaps(page.state_pane)[1] == selective).all()  # Mamba's states change
     page.N = 4
-    assert page._traj["lti"].shape == (50, 4)
+    assert _heatmaps(page.state_pane)[0].shape == (4, 50)
     page.input_kind = "sine"
     assert page.alert.message is None
 
