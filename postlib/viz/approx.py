@@ -195,10 +195,20 @@ def rnn_state_figure(length: int = 16, head_dim: int = 8, seed: int = 0) -> go.F
 
 
 def recall_figure(results: dict, title: str = "Associative recall (MQAR)", *, caption: str | None = None) -> go.Figure:
-    """Bar chart ``{mixer: accuracy}``, each bar in its mixer's colour."""
+    """Bar chart ``{mixer: accuracy}``, each bar in its mixer's colour.
+
+    An accuracy may be a list (one per training seed): the bar is then their mean and every seed is drawn
+    as a dot on it, so a mean of one success and one failure is not read as a middling result."""
     names = list(results)
-    fig = go.Figure(go.Bar(x=names, y=[results[n] for n in names], marker_color=palette.series_colors(names),
-                           text=[f"{results[n]:.0%}" for n in names], textposition="outside"))
+    per_seed = {n: np.atleast_1d(np.asarray(results[n], dtype=float)) for n in names}
+    means = [float(per_seed[n].mean()) for n in names]
+    fig = go.Figure(go.Bar(x=names, y=means, marker_color=palette.series_colors(names), name="mean",
+                           text=[f"{m:.0%}" for m in means], textposition="outside", showlegend=False))
+    if any(len(a) > 1 for a in per_seed.values()):
+        xs = [n for n in names for _ in per_seed[n]]
+        fig.add_trace(go.Scatter(x=xs, y=np.concatenate([per_seed[n] for n in names]), mode="markers",
+                                 name="each training seed",
+                                 marker=dict(color=palette.NEUTRALS["ink"], size=7, symbol="diamond")))
     fig.update_yaxes(range=[0, 1.1], title="accuracy on queries", tickformat=".0%")
     fig.update_xaxes(title="mixer")
     default = "Accuracy on the queries after a short training run, one bar per mixer"

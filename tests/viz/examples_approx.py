@@ -29,6 +29,8 @@ EXAMPLES = {
     "lola.lola_memory_figure": lambda: lv.lola_memory_figure(length=16),
     "lola.lola_recall_figure": lambda: lv.lola_recall_figure(sparse_sizes=(0, 4, 8), n_pairs=8, seeds=range(1)),
     "approx.recall_figure": lambda: vx.recall_figure({"softmax": 0.97, "linear": 0.31, "performer": 0.22}),
+    "approx.recall_figure#seeds": lambda: vx.recall_figure({"softmax": [1.0, 0.23], "linear": [0.26, 0.25],
+                                                            "lola (window 4, sparse 4)": [0.24, 0.23]}),
     "approx_lowrank.spectrum_figure": lambda: vl.spectrum_figure(_spectrum_maps()),
     "approx_lowrank.linformer_rank_figure": lambda: vl.linformer_rank_figure((1, 4, 16), length=32, seeds=range(1)),
     "approx_lowrank.causality_figure": lambda: vl.causality_figure(rank=8, length=24),
