@@ -7,3 +7,7 @@ Transformer-XL's segment memory (part 6). Importing this package registers its m
 # --- part 5: RWKV (wkv.py, rwkv.py) ---
 
 # --- part 6: retention, RetNet, Transformer-XL ---
+from .recurrence import decayed_linear_recurrence
+from .retention import decay_matrix, forgetting_curve, retention, retnet_gammas
+from . import retnet  # noqa: F401  (registers "retnet")
+from . import transformer_xl  # noqa: F401  (registers "transformer_xl")
