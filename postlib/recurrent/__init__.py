@@ -5,6 +5,7 @@ attention, RetNet's retention, RWKV-6-style gated forms and Mamba-2's SSD, plus
 Transformer-XL's segment memory (part 6). Importing this package registers its mixers.
 """
 # --- part 5: RWKV (wkv.py, rwkv.py) ---
+from . import rwkv, wkv  # noqa: F401  (rwkv registers the mixer "rwkv"; the operator is postlib.recurrent.wkv.wkv)
 
 # --- part 6: retention, RetNet, Transformer-XL ---
 from .recurrence import decayed_linear_recurrence
