@@ -72,6 +72,8 @@ CHEATS = {
     "kernel_attention.linear_attention_rnn": (
         "from postlib.attention.linear import linear_attention\n"
         "check_linear_attention_rnn(lambda q, k, v: linear_attention(q, k, v, causal=True))"),
+    "lola.self_recall_error": ("from postlib.attention.lola import self_recall_error\n"
+                               "check_self_recall_error(lambda k, v, S, z: self_recall_error(k, v, S, z))"),
     "lowrank_hashing.linformer": ("from postlib.attention.linformer import linformer_attention\n"
                                   "check_linformer(linformer_attention)"),
     "ssm.bilinear": ("from postlib.ssm.discretize import discretize\n"
