@@ -51,12 +51,14 @@ def sequence_loss(logits, targets):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
 
 
-def train_on_task(mixer: str, train_data, test_data, vocab_size: int, *, d_model: int = 64, n_layers: int = 2,
+def train_on_task(mixer, train_data, test_data, vocab_size: int, *, d_model: int = 64, n_layers: int | None = None,
                   steps: int = 300, batch_size: int = 32, lr: float = 3e-3, seed: int = 0, device=None,
                   max_length: int | None = None, mixer_config: dict | None = None, progress: bool = False,
                   log_every: int = 10) -> TrainResult:
     """Train a language model with ``mixer`` on (inputs, targets) and return test accuracy.
 
+    ``mixer`` is a name or a list of names, one per layer (a hybrid; see ``postlib.models``);
+    ``n_layers`` defaults to 2 for a name and to the list's length for a list.
     ``train_data`` and ``test_data`` are (inputs, targets) pairs from ``postlib.tasks``.
     """
     check_positive_int(steps, "steps")
@@ -74,7 +76,7 @@ def train_on_task(mixer: str, train_data, test_data, vocab_size: int, *, d_model
     iterator = range(steps)
     if progress:
         from tqdm.auto import tqdm
-        iterator = tqdm(iterator, desc=f"train {mixer}", leave=False)
+        iterator = tqdm(iterator, desc=f"train {model.mixer_name}", leave=False)
     start = time.perf_counter()
     model.train()
     for step in iterator:
@@ -91,4 +93,4 @@ def train_on_task(mixer: str, train_data, test_data, vocab_size: int, *, d_model
     model.eval()
     with torch.no_grad():
         accs = [masked_accuracy(model(x_test[i:i + 256]), y_test[i:i + 256]) for i in range(0, len(x_test), 256)]
-    return TrainResult(mixer, float(sum(accs) / len(accs)), losses, steps, seconds, model.num_parameters(), model)
+    return TrainResult(model.mixer_name, float(sum(accs) / len(accs)), losses, steps, seconds, model.num_parameters(), model)
