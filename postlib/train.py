@@ -70,7 +70,9 @@ def train_on_task(mixer, train_data, test_data, vocab_size: int, *, d_model: int
     model = SequenceModel(mixer, vocab_size, d_model=d_model, n_layers=n_layers, task="lm",
                           max_length=max_length, mixer_config=mixer_config).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    # torch's OneCycleLR divides by zero when pct_start * steps == 1 exactly (steps=10): warm up a bit longer there
+    pct_start = 0.1 if steps != 10 else 0.15
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=pct_start)
     g = torch.Generator(device="cpu").manual_seed(seed)
     losses = []
     iterator = range(steps)

@@ -107,3 +107,26 @@ def accuracy_table_figure(table: dict[str, dict[str, float]], *, title: str | No
     return finish(fig, title or "The arena's accuracy table",
                   caption_text(caption or default, provenance_sentence(provenance)),
                   height=max(360, 60 + 34 * len(names)))
+
+
+def state_growth_figure(rows: Iterable[dict], *, title: str | None = None, caption: str | None = None) -> go.Figure:
+    """Decoding-state bytes against the context length read so far, one line per entrant (log-log): a KV cache
+    grows with every token, a recurrent state stays flat. ``rows``: ``{"name", "length", "state_bytes"}``."""
+    rows = [r for r in rows if r.get("state_bytes")]
+    if not rows:
+        raise ValueError("rows contain no 'state_bytes' to plot")
+    names = list(dict.fromkeys(r["name"] for r in rows))
+    styles = _styles(names)
+    fig = go.Figure()
+    for name in names:
+        pts = sorted((r["length"], r["state_bytes"]) for r in rows if r["name"] == name)
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=name,
+                                 line=styles[name],
+                                 hovertemplate=f"{name}<br>L=%{{x}}<br>%{{y:,}} bytes<extra></extra>"))
+    fig.update_xaxes(type="log", title="tokens read (context length L)")
+    fig.update_yaxes(type="log", title="decoding state (bytes)")
+    lengths = sorted({r["length"] for r in rows})
+    default = (f"Bytes of the state each model holds after reading L tokens (L in {lengths}), measured by stepping "
+               "its init_state/step through the sequence")
+    return finish(fig, title or "What each model keeps while decoding", caption_text(caption or default),
+                  legend="bottom")

@@ -96,3 +96,10 @@ def test_decoding_state_bytes_are_measured_from_the_real_state():
     assert fixed == mamba.decoding_state_bytes(torch.randint(0, 5, (1, 3 * length))) > 0   # fixed size
     assert state_nbytes({"a": torch.zeros(3), "b": [torch.zeros(2, dtype=torch.float64), 7]}) == 3 * 4 + 2 * 8
     assert needs_positions(["softmax", "linear"]) and not needs_positions(hybrid_stack("jamba", 2))
+
+
+def test_train_on_task_runs_ten_steps():
+    # torch's OneCycleLR divided by zero at pct_start * steps == 1 (steps=10 with pct_start 0.1)
+    x = torch.randint(0, 5, (32, 6))
+    r = train_on_task("s4d", (x, x), (x, x), 5, d_model=8, steps=10, batch_size=4, device="cpu")
+    assert r.steps == 10 and len(r.losses) >= 2
