@@ -54,12 +54,13 @@ def sequence_loss(logits, targets):
 def train_on_task(mixer, train_data, test_data, vocab_size: int, *, d_model: int = 64, n_layers: int | None = None,
                   steps: int = 300, batch_size: int = 32, lr: float = 3e-3, seed: int = 0, device=None,
                   max_length: int | None = None, mixer_config: dict | None = None, progress: bool = False,
-                  log_every: int = 10) -> TrainResult:
+                  log_every: int = 10, on_step=None) -> TrainResult:
     """Train a language model with ``mixer`` on (inputs, targets) and return test accuracy.
 
     ``mixer`` is a name or a list of names, one per layer (a hybrid; see ``postlib.models``);
     ``n_layers`` defaults to 2 for a name and to the list's length for a list.
     ``train_data`` and ``test_data`` are (inputs, targets) pairs from ``postlib.tasks``.
+    ``on_step(steps_done)``, if given, is called after every step (a dashboard's progress bar).
     """
     check_positive_int(steps, "steps")
     check_positive_int(batch_size, "batch_size")
@@ -91,6 +92,8 @@ def train_on_task(mixer, train_data, test_data, vocab_size: int, *, d_model: int
         sched.step()
         if step % log_every == 0 or step == steps - 1:
             losses.append((step, loss.item()))
+        if on_step is not None:
+            on_step(step + 1)
     seconds = time.perf_counter() - start
     model.eval()
     with torch.no_grad():
