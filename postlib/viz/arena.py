@@ -88,6 +88,13 @@ def extrapolation_figure(rows: Iterable[dict], *, title: str | None = None, prov
                   caption_text(caption or default, provenance_sentence(provenance)), legend="bottom")
 
 
+def _short(column: str) -> str:
+    """A task column on two short lines: "induction (L=64)" -> "induction<br>L=64" (fits a phone's width)."""
+    name, _, detail = column.partition(" (")
+    name = {"selective_copying": "copying", "mqar": "MQAR", "listops": "ListOps"}.get(name, name)
+    return f"{name}<br>{detail.rstrip(')')}" if detail else name
+
+
 def accuracy_table_figure(table: dict[str, dict[str, float]], *, title: str | None = None,
                           provenance: dict | None = None, caption: str | None = None) -> go.Figure:
     """Heatmap of ``{entrant: {column: accuracy}}`` (``arena.accuracy_table``), the value in each cell."""
@@ -97,11 +104,11 @@ def accuracy_table_figure(table: dict[str, dict[str, float]], *, title: str | No
     columns = list(dict.fromkeys(c for row in table.values() for c in row))
     z = [[100 * table[n][c] if c in table[n] else None for c in columns] for n in names]
     fig = go.Figure(go.Heatmap(
-        z=z, x=columns, y=names, coloraxis="coloraxis", xgap=2, ygap=2,
+        z=z, x=[_short(c) for c in columns], y=names, coloraxis="coloraxis", xgap=2, ygap=2,
         text=[[f"{v:.0f}" if v is not None else "" for v in row] for row in z], texttemplate="%{text}",
         hovertemplate="%{y}<br>%{x}<br>accuracy %{z:.1f}%<extra></extra>"))
     coloraxis(fig, colorscale=palette.SEQUENTIAL, title="accuracy (%)", cmin=0, cmax=100)
-    fig.update_xaxes(title="task", tickangle=-30)
+    fig.update_xaxes(title="task", tickangle=0, tickfont=dict(size=10))
     fig.update_yaxes(title="model", autorange="reversed")
     default = "Test accuracy (%) of every entrant on every task, same backbone, steps and seed"
     return finish(fig, title or "The arena's accuracy table",
