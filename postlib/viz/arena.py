@@ -30,24 +30,31 @@ def _mean_by(rows: list[dict], key) -> dict:
     return {k: (sum(r["accuracy"] for r in v) / len(v), v[0]) for k, v in groups.items()}
 
 
-def state_recall_figure(rows: Iterable[dict], *, title: str | None = None, provenance: dict | None = None,
-                        caption: str | None = None) -> go.Figure:
-    """MQAR accuracy against the measured decoding-state bytes, one line per entrant through its widths
-    (Zoology's Fig. 2 at toy scale). A KV cache sits far right: it keeps every token."""
-    rows = _ok(rows, "mqar")
+def _accuracy_lines(rows, task: str, along: str, x_of, hover: str) -> tuple[list[dict], go.Figure]:
+    """The ``task``'s ok rows, and a figure with one line per entrant: accuracy (%, mean over seeds) at each
+    value of ``along`` (a row key), placed at ``x_of(row)``."""
+    rows = _ok(rows, task)
     if not rows:
-        raise ValueError("rows contain no 'mqar' row with status 'ok' to plot")
-    points = _mean_by(rows, lambda r: (r["name"], r["d_model"]))
+        raise ValueError(f"rows contain no {task!r} row with status 'ok' to plot")
+    points = _mean_by(rows, lambda r: (r["name"], r[along]))
     names = list(dict.fromkeys(r["name"] for r in rows))
     styles = _styles(names)
     fig = go.Figure()
     for name in names:
-        pts = sorted((row["state_bytes"], acc, row["d_model"]) for (n, _), (acc, row) in points.items() if n == name)
+        pts = sorted((x_of(row), acc, value) for (n, value), (acc, row) in points.items() if n == name)
         fig.add_trace(go.Scatter(
             x=[p[0] for p in pts], y=[100 * p[1] for p in pts], mode="lines+markers", name=name,
             line=styles[name], customdata=[p[2] for p in pts],
-            hovertemplate=f"{name}<br>state %{{x:,}} bytes<br>d_model %{{customdata}}<br>"
-                          "accuracy %{y:.1f}%<extra></extra>"))
+            hovertemplate=f"{name}<br>{hover}<br>accuracy %{{y:.1f}}%<extra></extra>"))
+    return rows, fig
+
+
+def state_recall_figure(rows: Iterable[dict], *, title: str | None = None, provenance: dict | None = None,
+                        caption: str | None = None) -> go.Figure:
+    """MQAR accuracy against the measured decoding-state bytes, one line per entrant through its widths
+    (Zoology's Fig. 2 at toy scale). A KV cache sits far right: it keeps every token."""
+    rows, fig = _accuracy_lines(rows, "mqar", "d_model", lambda row: row["state_bytes"],
+                                "state %{x:,} bytes<br>d_model %{customdata}")
     chance = 100 * rows[0]["chance"]
     fig.add_hline(y=chance, line=dict(color=palette.NEUTRALS["context"], dash="dot"))
     fig.update_xaxes(type="log", title="decoding state (bytes, measured)")
@@ -64,18 +71,7 @@ def extrapolation_figure(rows: Iterable[dict], *, title: str | None = None, prov
                          caption: str | None = None) -> go.Figure:
     """Induction-heads accuracy against test length, one line per entrant; the dashed line marks the
     training length (Mamba's Table 2 at toy scale)."""
-    rows = _ok(rows, "induction")
-    if not rows:
-        raise ValueError("rows contain no 'induction' row with status 'ok' to plot")
-    points = _mean_by(rows, lambda r: (r["name"], r["length"]))
-    names = list(dict.fromkeys(r["name"] for r in rows))
-    styles = _styles(names)
-    fig = go.Figure()
-    for name in names:
-        pts = sorted((length, acc) for (n, length), (acc, _) in points.items() if n == name)
-        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[100 * p[1] for p in pts], mode="lines+markers",
-                                 name=name, line=styles[name],
-                                 hovertemplate=f"{name}<br>L=%{{x}}<br>accuracy %{{y:.1f}}%<extra></extra>"))
+    rows, fig = _accuracy_lines(rows, "induction", "length", lambda row: row["length"], "L=%{x}")
     train_length = rows[0]["train_length"]
     fig.add_vline(x=train_length, line=dict(color=palette.NEUTRALS["context"], dash="dash"))
     chance = 100 * rows[0]["chance"]
