@@ -5,4 +5,4 @@ CPU = dict(live_entrants=["s4d", "softmax", "jamba-like"], live_d_models=[16, 32
 GPU = dict(live_entrants=["s4d", "mamba", "softmax", "jamba-like"], live_d_models=[16, 32, 64], live_steps=300,
            live_train=4000, live_batch=64, live_test=512, live_pairs=6, live_keys=24, state_lengths=[32, 128, 512],
            check_length=9)
-SMOKE = dict(live_steps=2, live_train=64, live_test=16, live_batch=8)
+SMOKE = dict(live_steps=2, live_train=64, live_test=16, live_batch=8, state_lengths=[8, 16, 32])
