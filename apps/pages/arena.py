@@ -271,7 +271,7 @@ class ArenaPage(Page):
     # ----- layout ---------------------------------------------------------------------------------
     def __panel__(self):
         arena_settings = stack(
-            pn.widgets.RadioButtonGroup.from_param(self.param.view, options=VIEWS, label="View"),
+            pn.widgets.Select.from_param(self.param.view, options=VIEWS, name="View"),
             pn.widgets.MultiChoice.from_param(self.param.entrants, label="Entrants", sizing_mode="stretch_width"))
         layers = controls(*[pn.widgets.Select.from_param(self.param[f"layer_{i}"], label=f"layer {i}")
                             for i in range(1, MAX_LAYERS + 1)], basis_px=110)
