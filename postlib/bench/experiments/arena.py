@@ -37,8 +37,9 @@ RESULT = "cpu_arena.json"
 THREADS = 1
 TASKS = ("selective_copying", "mqar", "induction", "listops")
 
-# The recorded run (about 15 minutes on 2 idle CPU cores) and a quick one (the book's live cell, the
-# tests). Every entrant trains with the same numbers.
+# The recorded run and a quick one (the book's live cell, the tests). Every entrant trains with the same
+# numbers. The first recording (9 entrants) took 48 min wall on a shared 2-core machine at load 5-10, 44 of
+# them training, lola alone 17 (its step is a Python loop over tokens); more entrants make it longer.
 PROFILES = {
     "full": dict(d_model=32, n_layers=2, steps=200, batch=32, lr=3e-3, n_train=2000, n_test=256, seeds=[0],
                  copy_length=16, copy_memorize=4, copy_colors=4,
@@ -200,7 +201,7 @@ def accuracy_table(rows: list[dict]) -> dict[str, dict[str, float]]:
 
 def add_arguments(parser) -> None:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full",
-                        help="sizes: 'full' (the recorded run, ~15 min on 2 idle cores) or 'quick'")
+                        help="sizes: 'full' (the recorded run) or 'quick' (seconds per entrant)")
     parser.add_argument("--mixers", type=str_list, default=None,
                         help="comma-separated entrants: causal mixers and/or jamba-like, based-like (default: all)")
     parser.add_argument("--tasks", type=str_list, default=list(TASKS), help=f"subset of {','.join(TASKS)}")
