@@ -117,7 +117,7 @@ class ArenaPage(Page):
     def draw_arena(self) -> None:
         if self.doc is None:
             self.arena_info.object = (f"No recorded arena in `{bench.RESULTS_DIR}` yet: record it with "
-                                      "`python -m postlib.bench arena` (about 15 minutes on 2 CPU cores).")
+                                      "`python -m postlib.bench arena`.")
             self.arena_figure.visible = False
             return
         self.arena_info.object = (f"Recorded: {self.doc['title']}. {bench_provenance(self.doc)} "
