@@ -101,3 +101,56 @@ def induction_heads(n: int, length: int = 64, vocab: int = 16, seed: int = 0):
     targets = torch.full_like(inputs, IGNORE)
     targets[:, -1] = answer
     return inputs, targets, vocab + 1
+
+
+LISTOPS_OPS = ("MAX", "MIN", "SM")   # SM: sum modulo 10, as in Long Range Arena's ListOps
+
+
+def _listops_value(op: str, args: list[int]) -> int:
+    return max(args) if op == "MAX" else min(args) if op == "MIN" else sum(args) % 10
+
+
+def _listops_tree(rng, depth: int, max_args: int) -> tuple[list[str], int]:
+    """A random expression (as tokens) and its value: an operator over 2..max_args arguments, each
+    a digit or, while ``depth`` allows, a nested expression."""
+    op = LISTOPS_OPS[rng.randrange(len(LISTOPS_OPS))]
+    tokens, args = [op], []
+    for _ in range(rng.randint(2, max_args)):
+        if depth > 1 and rng.random() < 0.4:
+            sub, value = _listops_tree(rng, depth - 1, max_args)
+        else:
+            value = rng.randrange(10)
+            sub = [str(value)]
+        tokens += sub
+        args.append(value)
+    return tokens + ["]"], _listops_value(op, args)
+
+
+def listops(n: int, length: int = 32, depth: int = 3, max_args: int = 4, seed: int = 0):
+    """A small generated ListOps-like task (after Nangia & Bowman 2018, as used in Long Range Arena).
+
+    An expression such as ``[MAX 3 [SM 4 9 ] 1 ]`` (written ``MAX 3 SM 4 9 ] 1 ]``: an operator token
+    opens its bracket) over digits 0–9 with MAX, MIN and SM (sum mod 10), nested up to ``depth``,
+    left-padded to ``length`` tokens, then ``=``; the target at ``=`` is the expression's value.
+    Tokens: digits 0..9, MAX 10, MIN 11, SM 12, ``]`` 13, pad 14, ``=`` 15.
+    Returns inputs, targets of shape (n, length + 1) and the vocab size (16).
+    """
+    import random
+    for name, val in (("n", n), ("depth", depth)):
+        check_positive_int(val, name)
+    check_positive_int(length, "length", minimum=4)
+    check_positive_int(max_args, "max_args", minimum=2)
+    ids = {str(d): d for d in range(10)} | {"MAX": 10, "MIN": 11, "SM": 12, "]": 13}
+    pad, equals = 14, 15
+    rng = random.Random(seed)
+    inputs = torch.full((n, length + 1), pad, dtype=torch.long)
+    targets = torch.full((n, length + 1), IGNORE, dtype=torch.long)
+    for i in range(n):
+        while True:   # draw until the expression fits (short ones are common, so this ends quickly)
+            tokens, value = _listops_tree(rng, depth, max_args)
+            if len(tokens) <= length:
+                break
+        inputs[i, length - len(tokens):length] = torch.tensor([ids[t] for t in tokens])
+        targets[i, length] = value
+    inputs[:, length] = equals
+    return inputs, targets, 16
