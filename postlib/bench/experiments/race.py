@@ -1,6 +1,6 @@
 """The scaling race: every registered mixer, forward and forward + backward, from short to very long sequences.
 
-    python -m postlib.bench race                      # CPU: L = 256 … 65536, 2 GiB, ≤ 2 s a call, ≤ 9 min in all
+    python -m postlib.bench race                      # CPU: L = 256 … 65536, 2 GiB, ≤ 4 s a call, ≤ 9 min in all
     python -m postlib.bench race --device cuda        # GPU: writes gpu_race.json (``make gpu-race``), ≤ 4 min
 
 Every mixer meets the same input, ``randn(batch, L, d_model)``, at the same
@@ -15,8 +15,8 @@ Nothing is allocated for a point that cannot fit. Before a point runs, in order:
   status is ``"over budget"`` and its ``reason`` gives both numbers. A mixer
   without an estimate is refused (``"no estimate"``): the race cannot vouch that
   it fits.
-* **time** — the time of one call, predicted from the mixer's last two measured
-  lengths (``t·(L/L₀)^p``, the local exponent ``p`` held between 1 and 3), must stay
+* **time** — the time of one call, predicted from the mixer's last measured
+  lengths (``t·(L/L₀)^p``, the slope ``p`` of its last three points held between 1 and 2.5), must stay
   below ``max_call_s``, and the race's total time must stay below ``total_s``;
   otherwise the status is ``"over time budget"``.
 
@@ -49,6 +49,8 @@ CPU_LENGTHS = [2 ** k for k in range(8, 17)]          # 256 … 65536
 GPU_LENGTHS = [2 ** k for k in range(10, 19)]         # 1024 … 262144
 BASELINE = "softmax"
 FIT_POINTS = 4
+PREDICT_POINTS = 3
+MAX_PREDICT_EXPONENT = 2.5
 STATUSES = ("ok", "over budget", "over time budget", "no estimate", "refused", "out of memory")
 
 
@@ -72,12 +74,17 @@ def _constructor_config(name: str, longest: int) -> dict:
 
 
 def _predicted_ms(history: list[tuple[int, float]], length: int) -> tuple[float, float] | None:
-    """(predicted ms at ``length``, exponent used) from the last two measured points, or None before any."""
+    """(predicted ms at ``length``, exponent used) from the measured points so far, or None before any.
+
+    The exponent is the log-log slope over the last three measured points (two at first; 2 after a
+    single point), held between 1 and 2.5 so that one noisy point on a busy machine neither stops a
+    mixer early nor lets it run on unchecked; the line is drawn from the last point.
+    """
     if not history:
         return None
-    (l1, t1) = history[-1]
-    p = 2.0 if len(history) < 2 else math.log(t1 / history[-2][1]) / math.log(l1 / history[-2][0])
-    p = min(3.0, max(1.0, p))
+    l1, t1 = history[-1]
+    p = 2.0 if len(history) < 2 else fit_exponent(*zip(*history[-PREDICT_POINTS:]))
+    p = min(MAX_PREDICT_EXPONENT, max(1.0, p))
     return t1 * (length / l1) ** p, p
 
 
@@ -92,7 +99,7 @@ def _row(name, length, mode, *, batch, d_model, device, dtype, status="ok", time
 
 def race(names: Sequence[str] | None = None, lengths: Iterable[int] = CPU_LENGTHS, *, d_model: int = 64,
          batch: int = 1, modes: Sequence[str] = MODES, device="cpu", dtype: torch.dtype = torch.float32,
-         max_bytes: int | None = None, max_call_s: float = 2.0, total_s: float = 540.0, repeats: int = 3,
+         max_bytes: int | None = None, max_call_s: float = 4.0, total_s: float = 540.0, repeats: int = 3,
          warmup: int = 1, progress: bool = False) -> list[dict]:
     """Race ``names`` (default: every registered mixer) over ``lengths``; one row per (mixer, length, mode).
 
@@ -276,7 +283,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-mib", type=float, default=None,
                         help="memory budget in MiB (default: 2048 on CPU, half the GPU's memory on CUDA)")
     parser.add_argument("--max-call-s", type=float, default=None,
-                        help="time budget of one predicted call in seconds (default: 2 on CPU, 1 on CUDA)")
+                        help="time budget of one predicted call in seconds (default: 4 on CPU, 1 on CUDA)")
     parser.add_argument("--total-s", type=float, default=None,
                         help="time budget of the whole race in seconds (default: 540 on CPU, 240 on CUDA)")
 
@@ -287,7 +294,7 @@ def record(args) -> dict:
         from ..results_io import RESULTS_DIR
         args.out = str(RESULTS_DIR / "gpu_race.json")
     max_bytes = None if args.max_mib is None else int(args.max_mib * 2 ** 20)
-    max_call_s = args.max_call_s if args.max_call_s is not None else (1.0 if gpu else 2.0)
+    max_call_s = args.max_call_s if args.max_call_s is not None else (1.0 if gpu else 4.0)
     total_s = args.total_s if args.total_s is not None else (240.0 if gpu else 540.0)
     lengths = args.lengths or (GPU_LENGTHS if gpu else CPU_LENGTHS)
     rows = race(args.mixers, lengths, d_model=args.d_model, batch=args.batch, modes=args.modes, device=args.device,
