@@ -197,3 +197,44 @@ def race_summary_figure(result: dict, *, title: str | None = None, caption: str 
                   caption_text(caption or default, provenance_sentence(result.get("provenance"))),
                   height=max(420, 60 + 26 * len(names)), legend="bottom")
 
+
+
+def race_devices_figure(results: dict, mode: str = "forward", *, names=None, title: str | None = None,
+                        caption: str | None = None) -> go.Figure:
+    """The same race on every recorded device: time against length, one curve per mixer and device.
+
+    ``results`` maps a device label ("CPU", "GPU") to a race result, or to None when that device
+    has no recorded race (the caption says so, naming the file to record). ``names`` picks mixers
+    (default: every mixer in the results). A mixer keeps its colour; the device changes the dash.
+    """
+    if not isinstance(results, dict) or not any(isinstance(r, dict) for r in results.values()):
+        raise TypeError("results must map device labels to race results (at least one recorded)")
+    _check_mode(mode)
+    present = {label: r for label, r in results.items() if isinstance(r, dict)}
+    missing = [label for label, r in results.items() if not isinstance(r, dict)]
+    all_rows = [row for r in present.values() for row in _check_result(r)]
+    wanted = sorted({row["name"] for row in all_rows}) if names is None else list(names)
+    labels, series_pts = [], {}
+    for name in wanted:
+        for label, result in present.items():
+            pts = sorted((row["length"], row["time_ms"]) for row in result["rows"] if row["name"] == name and
+                         row.get("mode") == mode and row["status"] == "ok" and row.get("time_ms"))
+            if pts:
+                labels.append(f"{name} ({label})")
+                series_pts[labels[-1]] = pts
+    if not labels:
+        raise ValueError(f"no measured point for {wanted} in mode {mode!r}")
+    fig = go.Figure()
+    for label, style in zip(labels, palette.series_styles(labels)):
+        pts = series_pts[label]
+        fig.add_trace(go.Scatter(x=[n for n, _ in pts], y=[t for _, t in pts], mode="lines+markers", name=label,
+                                 line=style, hovertemplate=f"{label}<br>L=%{{x}}<br>%{{y:.4g}} ms<extra></extra>"))
+    fig.update_xaxes(type="log", title="sequence length L")
+    fig.update_yaxes(type="log", title="time (ms)")
+    where = "; ".join(f"{label}: {provenance_sentence(r.get('provenance')).rstrip('.')}" for label, r in present.items())
+    absent = (f" No {' or '.join(missing)} race is recorded yet (its results file is missing): record one with "
+              "`make gpu-race` on a CUDA machine" if missing else "")
+    default = (f"{MODE_LABELS[mode].capitalize()} time against length for {', '.join(wanted)} on every device with "
+               f"a recorded race (colour: mixer, dash: device).{absent}")
+    return finish(fig, title or "The race on each device", caption_text(caption or default, where), height=460,
+                  legend="bottom")

@@ -129,13 +129,12 @@ def race(names: Sequence[str] | None = None, lengths: Iterable[int] = CPU_LENGTH
     kind = _device_type(device)
     max_bytes = default_budget_bytes(device) if max_bytes is None else check_positive_int(max_bytes, "max_bytes")
 
-    from tqdm.auto import tqdm
     common = dict(batch=batch, d_model=d_model, device=device, dtype=dtype)
     modules = {n: build_mixer(n, d_model, **_constructor_config(n, lengths[-1])).to(device=device, dtype=dtype)
                for n in names}
     history: dict[tuple[str, str], list[tuple[int, float]]] = {}
     rows, start = [], time.perf_counter()
-    bar = tqdm(total=len(names) * len(lengths) * len(modes), desc="race", disable=not progress, leave=False)
+    bar = _progress_bar(len(names) * len(lengths) * len(modes), progress)
     for length in lengths:
         for name in names:
             for mode in modes:
@@ -145,6 +144,39 @@ def race(names: Sequence[str] | None = None, lengths: Iterable[int] = CPU_LENGTH
                 bar.update()
     bar.close()
     return rows
+
+
+class _Lines:
+    """A progress report without tqdm (a bare GPU machine): one line per length."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.start = total, 0, time.perf_counter()
+
+    def set_postfix_str(self, text: str) -> None:
+        if text.endswith(" forward") and " L=" in text:
+            print(f"race [{time.perf_counter() - self.start:6.1f} s] {self.done}/{self.total} {text}", flush=True)
+
+    def update(self) -> None:
+        self.done += 1
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, enabled: bool):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _Lines(total) if enabled else _Quiet()
+    return tqdm(total=total, desc="race", disable=not enabled, leave=False)
+
+
+class _Quiet(_Lines):
+    def __init__(self):
+        super().__init__(0)
+
+    def set_postfix_str(self, text: str) -> None:
+        pass
 
 
 def _race_point(module, name, length, mode, kind, max_bytes, max_call_s, total_s, start, history, repeats, warmup,
@@ -266,6 +298,19 @@ def crossovers(rows: Iterable[dict], baseline: str = BASELINE) -> dict[str, tupl
         if name != baseline and base:
             out[key] = crossover(pts, base)
     return out
+
+
+def describe_crossover(length: float | None, kind: str, lengths: Sequence[int]) -> str:
+    """A crossover in words for a table cell: "≈ 1131", "below 256", "none up to 65536", "≈ 9800 (extrapolated)"."""
+    if kind == "measured":
+        return f"≈ {length:.0f}"
+    if kind == "extrapolated":
+        return f"≈ {length:.0f} (softmax extrapolated)"
+    if kind == "faster throughout":
+        return f"below {min(lengths)}"
+    if kind in ("never", "slower at long lengths"):
+        return f"none up to {max(lengths)}"
+    return kind
 
 
 def add_arguments(parser) -> None:
