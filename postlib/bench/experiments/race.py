@@ -133,7 +133,7 @@ def race(names: Sequence[str] | None = None, lengths: Iterable[int] = CPU_LENGTH
     modules = {n: build_mixer(n, d_model, **_constructor_config(n, lengths[-1])).to(device=device, dtype=dtype)
                for n in names}
     history: dict[tuple[str, str], list[tuple[int, float]]] = {}
-    rows, start = [], time.perf_counter()
+    rows, start = [], time.monotonic()
     bar = _progress_bar(len(names) * len(lengths) * len(modes), progress)
     for length in lengths:
         for name in names:
@@ -150,11 +150,11 @@ class _Lines:
     """A progress report without tqdm (a bare GPU machine): one line per length."""
 
     def __init__(self, total: int):
-        self.total, self.done, self.start = total, 0, time.perf_counter()
+        self.total, self.done, self.start = total, 0, time.monotonic()
 
     def set_postfix_str(self, text: str) -> None:
         if text.endswith(" forward") and " L=" in text:
-            print(f"race [{time.perf_counter() - self.start:6.1f} s] {self.done}/{self.total} {text}", flush=True)
+            print(f"race [{time.monotonic() - self.start:6.1f} s] {self.done}/{self.total} {text}", flush=True)
 
     def update(self) -> None:
         self.done += 1
@@ -191,7 +191,7 @@ def _race_point(module, name, length, mode, kind, max_bytes, max_call_s, total_s
         return _row(name, length, mode, status="over budget", **refused,
                     reason=f"estimated {estimate / 2**20:.0f} MiB, at or above the budget of "
                            f"{max_bytes / 2**20:.0f} MiB: refused before allocating anything")
-    spent = time.perf_counter() - start
+    spent = time.monotonic() - start
     if spent >= total_s:
         return _row(name, length, mode, status="over time budget", **refused,
                     reason=f"the race's total time budget of {total_s:.0f} s was spent")
