@@ -6,11 +6,6 @@ other page to the standard â€” a new page is held to it from its first commit â€
 page that already meets it, so that converting a page means deleting its line here.
 """
 NOT_YET_CONVERTED = {
-    "chapters/02_ssm/lti_discretization",
-    "chapters/02_ssm/hippo",
-    "chapters/02_ssm/s4_s4d",
-    "chapters/02_ssm/mamba",
-    "chapters/02_ssm/selective_copying",
     "chapters/03_kernel/kernel_attention",
     "chapters/04_lowrank/lowrank_hashing",
 }

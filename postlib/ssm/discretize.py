@@ -117,3 +117,84 @@ def derive_discretization(method: str):
     Abar = sp.simplify(x_end.coeff(x0))
     Bbar = sp.simplify(x_end.coeff(u))
     return Abar, Bbar, (a, b, dt)
+
+
+INPUTS = ("step", "sine")
+SAMPLES = ("end", "mid")
+
+
+def exact_response(A, B, times, signal: str = "step", omega: float = 3.0) -> np.ndarray:
+    """The exact state x(t) of dx/dt = A x + B u(t), x(0) = 0, at ``times`` (T,) → (T, N), in closed form.
+
+    ``"step"``: u ≡ 1, x(t) = A⁻¹(e^{At} − I)B (A invertible).
+    ``"sine"``: u = sin(ωt), x(t) = Im[(iωI − A)⁻¹B e^{iωt} − e^{At}(iωI − A)⁻¹B]
+    (the complex input e^{iωt} has the particular solution (iωI − A)⁻¹B e^{iωt}; subtract
+    e^{At} times its value at 0 so that x(0) = 0).
+    """
+    from scipy.linalg import expm
+
+    if signal not in INPUTS:
+        raise ValueError(f"signal must be one of {list(INPUTS)}, got {signal!r}")
+    A = np.asarray(A, dtype=float)
+    B = np.asarray(B, dtype=float).reshape(-1)
+    times = np.asarray(times, dtype=float)
+    n = A.shape[0]
+    if signal == "step":
+        if abs(np.linalg.det(A)) < 1e-12:
+            raise ValueError("the step response's closed form needs an invertible A")
+        return np.stack([np.linalg.solve(A, (expm(A * t) - np.eye(n)) @ B) for t in times])
+    check_number(omega, "omega", positive=True)
+    z0 = np.linalg.solve(1j * omega * np.eye(n) - A, B.astype(complex))
+    return np.stack([(z0 * np.exp(1j * omega * t) - expm(A * t) @ z0).imag for t in times])
+
+
+def _exact_on_grid(A, B, dt, steps, signal, omega):
+    """:func:`exact_response` at t_k = kΔ, k = 1..steps, with one matrix exponential: e^{A t_k} = (e^{AΔ})^k."""
+    from scipy.linalg import expm
+
+    if signal not in INPUTS:
+        raise ValueError(f"signal must be one of {list(INPUTS)}, got {signal!r}")
+    n = A.shape[0]
+    step = expm(A * dt)
+    powers = np.empty((steps, n, n))
+    current = np.eye(n)
+    for k in range(steps):
+        current = step @ current
+        powers[k] = current
+    if signal == "step":
+        if abs(np.linalg.det(A)) < 1e-12:
+            raise ValueError("the step response's closed form needs an invertible A")
+        return np.linalg.solve(A, ((powers - np.eye(n)) @ B).T).T
+    check_number(omega, "omega", positive=True)
+    z0 = np.linalg.solve(1j * omega * np.eye(n) - A, B.astype(complex))
+    t = dt * np.arange(1, steps + 1)
+    return (z0[None, :] * np.exp(1j * omega * t)[:, None] - powers @ z0).imag
+
+
+def discretization_error(A, B, dt: float, method: str, *, T: float = 2.0, signal: str = "step",
+                         omega: float = 3.0, sample: str = "end") -> float:
+    """How far the recurrence x_k = Ā x_{k−1} + B̄ u_k drifts from the ODE's exact solution over [0, T].
+
+    Returns max_k |x_k − x(kΔ)|∞ / max_k |x(kΔ)|∞ over the grid t_k = kΔ ≤ T. The input sample
+    u_k is u(kΔ), the end of step k, as in every SSM of this chapter (``sample="end"``), or u at the
+    middle of the step, u((k − ½)Δ) (``sample="mid"``). Fitting this error against Δ on log-log axes
+    measures each rule's order (tests/ssm/test_discretize.py).
+    """
+    if sample not in SAMPLES:
+        raise ValueError(f"sample must be one of {list(SAMPLES)}, got {sample!r}")
+    dt = check_number(dt, "dt", positive=True)
+    steps = int(round(check_number(T, "T", positive=True) / dt))
+    if steps < 1:
+        raise ValueError(f"T = {T} must hold at least one step of dt = {dt}")
+    Ad, Bd = discretize(np.asarray(A, dtype=float), np.asarray(B, dtype=float).reshape(-1), dt, method)
+    times = dt * np.arange(1, steps + 1)
+    exact = _exact_on_grid(np.asarray(A, dtype=float), np.asarray(B, dtype=float).reshape(-1), dt, steps, signal,
+                           omega)
+    at = times if sample == "end" else times - dt / 2
+    u = np.ones(steps) if signal == "step" else np.sin(omega * at)
+    x = np.zeros(len(Bd))
+    worst = 0.0
+    for k in range(steps):
+        x = Ad @ x + Bd * u[k]
+        worst = max(worst, float(np.abs(x - exact[k]).max()))
+    return worst / float(np.abs(exact).max())

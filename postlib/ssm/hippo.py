@@ -143,10 +143,18 @@ def reconstruction_window(kind: str, t: float) -> tuple[float, float]:
     return {"legs": (0.0, t), "legt": (t - 1, t), "fourier": (t - 1, t), "lagt": (max(0.0, t - 4.0), t)}[kind]
 
 
+SIGNALS = ("sines", "chirp", "steps", "noise", "triangle", "square")
+
+
 def demo_signal(name: str, length: int, seed: int = 0) -> np.ndarray:
-    """Signals for the reconstruction demos: "sines", "steps", "noise" (smoothed white noise), "chirp"."""
-    check_choice(name, "name", ("sines", "steps", "noise", "chirp"))
-    x = np.linspace(0, 1, length)
+    """Signals for the reconstruction demos, sampled at x_k = k/length on (0, 1]:
+
+    "sines" and "chirp" (smooth), "triangle" (Lipschitz: continuous, with corners), "square" and
+    "steps" (jumps), "noise" (smoothed white noise).
+    """
+    check_choice(name, "name", SIGNALS)
+    check_positive_int(length, "length")
+    x = np.linspace(0, 1, length) if name in ("sines", "steps", "chirp", "noise") else np.arange(1, length + 1) / length
     rng = np.random.default_rng(seed)
     if name == "sines":
         return np.sin(2 * np.pi * 3 * x) + 0.5 * np.sin(2 * np.pi * 7 * x + 1)
@@ -154,16 +162,28 @@ def demo_signal(name: str, length: int, seed: int = 0) -> np.ndarray:
         return np.repeat(rng.uniform(-1, 1, 8), -(-length // 8))[:length]
     if name == "chirp":
         return np.sin(2 * np.pi * (2 * x + 6 * x ** 2))
+    if name == "triangle":      # 3.3 periods of a triangle wave between −1 and 1: Lipschitz with constant 13.2
+        return 4 * np.abs((3.3 * x) % 1 - 0.5) - 1
+    if name == "square":        # the sign of a sine of the same frequency: jumps, not Lipschitz
+        return np.sign(np.sin(2 * np.pi * 3.3 * x))
     kernel = np.exp(-np.linspace(-3, 3, 31) ** 2)
     return np.convolve(rng.standard_normal(length + 30), kernel / kernel.sum() * 4, mode="valid")[:length]
 
 
-def memory_curve(A, B, dt: float, u, delays, ridge: float = 1e-6) -> np.ndarray:
-    """How well the SSM state remembers: R² of the best linear readout of u_{k−τ} from x_k, per delay τ.
+def reconstruction_error(N: int, signal) -> float:
+    """RMS error of the whole history rebuilt at the end from the N LegS coefficients run online.
 
-    This is the "random A forgets" experiment: drive x_k = Ā x_{k−1} + B̄ u_k (bilinear) with
-    white noise u, fit a ridge regression from states to delayed inputs, report R².
+    ``signal`` (L,) is sampled at t_k = k/L; the coefficients come from :func:`hippo_online` (the
+    bilinear recurrence, so the error includes its discretization error as well as the projection's).
     """
+    f = np.asarray(signal, dtype=float)
+    c = hippo_online("legs", N, f, 1.0 / len(f))[-1]
+    rebuilt = reconstruct("legs", c, 1.0, np.arange(1, len(f) + 1) / len(f))
+    return float(np.sqrt(np.mean((rebuilt - f) ** 2)))
+
+
+def ssm_states(A, B, dt: float, u) -> np.ndarray:
+    """States x_k (L, N) of the bilinear recurrence x_k = Ā x_{k−1} + B̄ u_k driven by ``u`` (L,), x_{−1} = 0."""
     from .discretize import discretize
 
     u = np.asarray(u, dtype=float)
@@ -173,13 +193,38 @@ def memory_curve(A, B, dt: float, u, delays, ridge: float = 1e-6) -> np.ndarray:
     for k, uk in enumerate(u):
         x = Ad @ x + Bd * uk
         X[k] = x
+    return X
+
+
+def readout_r2(states, u, delays, ridge: float = 1e-6) -> np.ndarray:
+    """R² of the best linear readout of u_{k−τ} from the state x_k, for each delay τ, *out of sample*.
+
+    A ridge regression is fitted on the first half of the steps and scored on the second half, so a
+    state that does not hold the input scores about 0 (an in-sample fit would score N/L by chance).
+    """
+    X, u = np.asarray(states, dtype=float), np.asarray(u, dtype=float)
+    if X.ndim != 2 or len(X) != len(u):
+        raise ValueError(f"states must have shape (L, N) with L = len(u) = {len(u)}, got {X.shape}")
     scores = []
     for tau in delays:
+        if not 0 <= tau < len(u) // 2:
+            raise ValueError(f"every delay must be in [0, len(u)/2) = [0, {len(u) // 2}), got {tau}")
         Xs, ys = X[tau:], u[: len(u) - tau]
-        w = np.linalg.solve(Xs.T @ Xs + ridge * len(ys) * np.eye(X.shape[1]), Xs.T @ ys)
-        resid = ys - Xs @ w
-        scores.append(1 - resid.var() / ys.var())
+        half = len(ys) // 2
+        fit_X, fit_y, test_X, test_y = Xs[:half], ys[:half], Xs[half:], ys[half:]
+        w = np.linalg.solve(fit_X.T @ fit_X + ridge * half * np.eye(X.shape[1]), fit_X.T @ fit_y)
+        scores.append(1 - np.mean((test_y - test_X @ w) ** 2) / test_y.var())
     return np.array(scores)
+
+
+def memory_curve(A, B, dt: float, u, delays, ridge: float = 1e-6) -> np.ndarray:
+    """How well the SSM state remembers: R² of the best linear readout of u_{k−τ} from x_k, per delay τ.
+
+    This is the "random A forgets" experiment: drive x_k = Ā x_{k−1} + B̄ u_k (bilinear) with
+    white noise u and score a ridge readout of each delayed input out of sample (:func:`readout_r2`).
+    Summed over all delays, the R² is the *memory capacity*, at most N for N states.
+    """
+    return readout_r2(ssm_states(A, B, dt, u), u, delays, ridge)
 
 
 def random_stable_A(N: int, seed: int = 0, spectral_shift: float = 0.5):

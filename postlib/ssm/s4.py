@@ -123,9 +123,12 @@ class S4Mixer(ConvSSMMixer):
     """One S4 layer: H = d_model independent SISO SSMs (N states each), y = K * u + D u, GELU, Linear.
 
     Parameters in the NPLR eigenbasis: Λ (log of −Re kept so Re Λ < 0), P, B, C (complex), log Δ per channel.
+    ``low_rank=False`` drops the correction: P is a zero buffer, so A = diag(Λ) — the same layer, code and
+    initialisation without the "plus low rank" (the ablation behind "the NPLR correction barely matters").
     """
 
-    def __init__(self, d_model: int, d_state: int = 16, dt_min: float = 1e-3, dt_max: float = 1e-1):
+    def __init__(self, d_model: int, d_state: int = 16, dt_min: float = 1e-3, dt_max: float = 1e-1,
+                 low_rank: bool = True):
         super().__init__(d_model, dt_min, dt_max)
         self.d_state = check_positive_int(d_state, "d_state")
         Lambda, P, B, _ = nplr_legs(d_state)
@@ -133,7 +136,12 @@ class S4Mixer(ConvSSMMixer):
         t = lambda a: torch.tensor(np.asarray(a), dtype=torch.complex128)
         self.log_neg_re = nn.Parameter(torch.log(-t(Lambda).real).repeat(H, 1).float())
         self.im = nn.Parameter(t(Lambda).imag.repeat(H, 1).float())
-        self.P = nn.Parameter(torch.view_as_real(t(P)).repeat(H, 1, 1).float())
+        self.low_rank = bool(low_rank)
+        P = torch.view_as_real(t(P)).repeat(H, 1, 1).float()
+        if self.low_rank:
+            self.P = nn.Parameter(P)
+        else:
+            self.register_buffer("P", torch.zeros_like(P))
         self.B = nn.Parameter(torch.view_as_real(t(B)).repeat(H, 1, 1).float())
         C = torch.randn(H, d_state, dtype=torch.complex64) * (0.5 / math.sqrt(d_state))
         self.C = nn.Parameter(torch.view_as_real(C))

@@ -28,7 +28,8 @@ def default_eigenvalues() -> np.ndarray:
 def eigenvalue_map(dt: float = 0.1, lam=None, methods=METHODS) -> go.Figure:
     """Where each discretization sends the continuous eigenvalues λ (left: Δλ; right: Ā's eigenvalues vs the unit circle).
 
-    The caption counts the unstable modes per method ("euler: 3 unstable").
+    The title counts the unstable modes of each method that has any ("Δ = 1: unstable modes: euler 15"),
+    so the caption holds for every Δ of an animation.
     """
     lam = default_eigenvalues() if lam is None else np.asarray(lam, dtype=complex)
     fig = make_subplots(1, 2, subplot_titles=("continuous: Δ·λ", "discrete: eigenvalues of Ā"),
@@ -38,11 +39,12 @@ def eigenvalue_map(dt: float = 0.1, lam=None, methods=METHODS) -> go.Figure:
     theta = np.linspace(0, 2 * np.pi, 200)
     fig.add_trace(go.Scatter(x=np.cos(theta), y=np.sin(theta), mode="lines", name="unit circle",
                              line=dict(color=palette.NEUTRALS["context"], dash="dot")), 1, 2)
-    outside = []
+    unstable = []
     for m in methods:
         z = discrete_eigenvalue(lam, dt, m)
         n_out = int((np.abs(z) > 1 + 1e-12).sum())
-        outside.append(f"{m}: {n_out} unstable")
+        if n_out:
+            unstable.append(f"{m} {n_out}")
         style = METHOD_STYLES.get(m) or palette.series_styles([m])[0]
         fig.add_trace(go.Scatter(x=z.real, y=z.imag, mode="markers", name=m,
                                  marker=dict(color=style["color"], size=8, symbol="circle-open", line=dict(width=2))),
@@ -52,10 +54,13 @@ def eigenvalue_map(dt: float = 0.1, lam=None, methods=METHODS) -> go.Figure:
     fig.update_xaxes(range=[-2.2, 2.2], title_text="Re z", constrain="domain", row=1, col=2)
     fig.update_yaxes(range=[-2.2, 2.2], title_text="Im z", scaleanchor="x2", constrain="domain", row=1, col=2)
     caption = caption_text(
-        f"Left: the continuous eigenvalues scaled by the step Δ = {dt:.3g} (stable when Re < 0). Right: where "
-        f"each discretization sends them, the eigenvalues z of Ā (stable inside the unit circle |z| = 1)",
-        "Unstable modes: " + ", ".join(outside))
-    return finish(fig, f"Discretizing at Δ = {dt:.3g}", caption, height=440)
+        f"Left: {len(lam)} continuous eigenvalues λ scaled by the step Δ (stable when Re < 0). Right: where each of "
+        f"the {len(methods)} discretizations sends them, the eigenvalues z of Ā (stable inside the unit circle "
+        f"|z| = 1). Points off the axes' range are not drawn",
+        "The title counts, at the Δ shown, the modes each rule makes unstable (|z| > 1); rules it does not name "
+        "keep every mode stable")
+    title = f"Δ = {dt:.3g}: unstable modes: " + (", ".join(unstable) if unstable else "none")
+    return finish(fig, title, caption, height=440)
 
 
 @functools.lru_cache(maxsize=32)
@@ -79,17 +84,16 @@ def hippo_reconstruction(step: int = 200, kind: str = "legs", N: int = 16, signa
                              line=dict(color=palette.NEUTRALS["faint"])))
     fig.add_trace(go.Scatter(x=times[:step], y=sig[:step], mode="lines", name="seen so far",
                              line=dict(color=palette.NEUTRALS["ink"])))
-    fig.add_trace(go.Scatter(x=s / dt, y=rec, mode="lines", name=f"rebuilt from {N} numbers",
+    fig.add_trace(go.Scatter(x=s / dt, y=rec, mode="lines", name="rebuilt from N numbers",
                              line=dict(color=palette.color("s4"), width=3)))
     err = np.sqrt(np.mean((rec - np.interp(s / dt, times, sig)) ** 2))
     fig.update_xaxes(range=[0, L], title_text="time step")
     fig.update_yaxes(range=[-2.2, 2.2], title_text="signal")
     caption = caption_text(
-        f"The {signal} signal seen so far (black) and what HiPPO-{kind.upper()} rebuilds of it from its N = {N} "
-        f"coefficients (green), over {L} steps",
-        "LegS rebuilds the whole history; LegT and LagT a recent window. The title gives the RMS error over the "
-        "rebuilt part")
-    return finish(fig, f"HiPPO-{kind.upper()}, step {step}: RMS error {err:.3f}", caption, height=380)
+        f"The {signal} signal seen so far (black) and what HiPPO-{kind.upper()} rebuilds of it from its N "
+        f"coefficients (green), over {L} steps; the title gives N, the step and the RMS error over the rebuilt part",
+        "LegS rebuilds the whole history; LegT and LagT a recent window")
+    return finish(fig, f"HiPPO-{kind.upper()}, N = {N}, step {step}: RMS error {err:.3f}", caption, height=380)
 
 
 def memory_figure(delays, curves: dict, *, title: str | None = None, caption: str | None = None) -> go.Figure:
@@ -221,21 +225,24 @@ def crossover_figure(rows, x_key: str = "states", title: str = "Scan time vs sta
 
 
 def accuracy_table_figure(ours: dict, paper: dict, title: str = "Selective copying: paper vs ours", *,
-                          caption: str | None = None) -> go.Figure:
-    """Grouped bars: the paper's accuracy beside ours for each model label (missing entries are left out)."""
-    labels = list(dict.fromkeys(list(paper) + list(ours)))
+                          caption: str | None = None, paper_label: str = "Mamba paper, Table 1") -> go.Figure:
+    """Grouped horizontal bars: the paper's accuracy beside ours for each model label (missing entries are left out).
+
+    Horizontal, so that model names read level on a phone too; the first label is at the top.
+    """
+    labels = list(dict.fromkeys(list(paper) + list(ours)))[::-1]
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=labels, y=[paper.get(k) for k in labels], name="Mamba paper, Table 1",
-                         marker_color=palette.NEUTRALS["context"],
-                         text=[f"{paper[k]:.1f}" if k in paper else "" for k in labels]))
-    fig.add_trace(go.Bar(x=labels, y=[ours.get(k) for k in labels], name="ours (small, this run)",
-                         marker_color=palette.SERIES[0], text=[f"{ours[k]:.1f}" if k in ours else "" for k in labels]))
-    fig.update_yaxes(title_text="accuracy (%)", range=[0, 105])
-    fig.update_xaxes(title_text="model")
-    fig.update_layout(barmode="group")
+    for values, name, colour in ((paper, paper_label, palette.NEUTRALS["context"]),
+                                 (ours, "ours (small, this run)", palette.SERIES[0])):
+        fig.add_trace(go.Bar(y=labels, x=[values.get(k) for k in labels], name=name, orientation="h",
+                             marker_color=colour, text=[f"{values[k]:.1f}" if k in values else "" for k in labels],
+                             textposition="inside", insidetextanchor="end"))
+    fig.update_xaxes(title_text="accuracy (%)", range=[0, 105])
+    fig.update_yaxes(title_text="model", automargin=True)
+    fig.update_layout(barmode="group", legend=dict(traceorder="reversed"))
     default = ("Selective-copying accuracy: the paper's number (grey) beside ours (blue) for each model; ours is a "
                "much smaller run, so compare the ordering rather than the values")
-    return finish(fig, title, caption_text(caption or default))
+    return finish(fig, title, caption_text(caption or default), height=max(360, 60 + 46 * len(labels)))
 
 
 def training_curves_figure(curves: dict, title: str = "Training loss", *, caption: str | None = None) -> go.Figure:
@@ -247,3 +254,76 @@ def training_curves_figure(curves: dict, title: str = "Training loss", *, captio
     fig.update_yaxes(title_text="cross-entropy (answers)", type="log")
     default = "Training loss (cross-entropy on the answer positions) against the step, one line per model"
     return finish(fig, title, caption_text(caption or default))
+
+
+def _slope(xs, ys) -> float | None:
+    from ..bench.measure import fit_exponent
+
+    pts = [(x, y) for x, y in zip(xs, ys) if y > 0]
+    return fit_exponent([p[0] for p in pts], [p[1] for p in pts]) if len(pts) >= 2 else None
+
+
+def _guides(fig, xs, ys_all, orders, row, col, showlegend, symbol):
+    """Dotted reference lines c·x^p for each order p, through the geometric mean of the plotted data."""
+    xs = np.asarray(xs, dtype=float)
+    ys = np.asarray([y for y in ys_all if y > 1e-12], dtype=float)
+    if not len(ys):
+        return
+    x0, y0 = np.exp(np.log(xs).mean()), np.exp(np.log(ys).mean())
+    for order, dash in zip(orders, ("dot", "dashdot", "longdash")):
+        label = f"O({symbol}{'' if order == 1 else '²' if order == 2 else f'^{order}'})"
+        fig.add_trace(go.Scatter(x=xs, y=y0 * (xs / x0) ** order, mode="lines", name=label, legendgroup=label,
+                                 showlegend=showlegend, line=dict(color=palette.NEUTRALS["context"], dash=dash)),
+                      row, col)
+
+
+def discretization_error_figure(dts, panels: dict, *, orders=(1, 2), caption: str | None = None) -> go.Figure:
+    """Error of each discretization against the step Δ, log-log, one panel per input.
+
+    ``panels[title][method]`` is the list of errors at ``dts`` (``postlib.ssm.discretization_error``).
+    Dotted guides show the slopes ``orders`` (O(Δ), O(Δ²)); the caption gives every fitted slope.
+    """
+    dts = [float(d) for d in dts]
+    fig = make_subplots(1, len(panels), subplot_titles=list(panels), horizontal_spacing=0.12)
+    fitted = []
+    for col, (title, errors) in enumerate(panels.items(), start=1):
+        slopes = []
+        for method, errs in errors.items():
+            style = METHOD_STYLES.get(method) or palette.series_styles([method])[0]
+            fig.add_trace(go.Scatter(x=dts, y=list(errs), mode="lines+markers", name=method, legendgroup=method,
+                                     showlegend=col == 1, line=style), 1, col)
+            exact = max(errs) < 1e-12
+            slope = _slope(dts, errs)
+            slopes.append(f"{method} {'exact (rounding only)' if exact else f'{slope:.2f}'}")
+        _guides(fig, dts, [e for errs in errors.values() for e in errs], orders, 1, col, col == 1, "Δ")
+        fitted.append(f"{title}: " + ", ".join(slopes))
+        fig.update_xaxes(type="log", title_text="step Δ", row=1, col=col)
+        fig.update_yaxes(type="log", title_text="max relative error" if col == 1 else "relative error", row=1, col=col)
+    default = ("The largest relative error of the recurrence x_k = Ā x_(k−1) + B̄ u_k against the exact solution of "
+               "the ODE over a fixed time, against the step Δ, log-log: a slope p means error ∝ Δ^p")
+    return finish(fig, "Discretization error against the step", caption_text(
+        caption or default, "Fitted slopes. " + "; ".join(fitted)), height=440, legend="bottom")
+
+
+def reconstruction_error_figure(Ns, errors: dict, *, bound_order: float = 0.5, caption: str | None = None) -> go.Figure:
+    """RMS reconstruction error of a LegS memory against its size N, log-log, one line per signal.
+
+    ``errors[signal]`` lists the errors at ``Ns`` (``postlib.ssm.hippo.reconstruction_error``). A dotted
+    guide shows N^(−bound_order), the rate of the HiPPO paper's bound for Lipschitz inputs.
+    """
+    Ns = [int(n) for n in Ns]
+    fig = go.Figure()
+    slopes = []
+    for (name, errs), style in zip(errors.items(), palette.series_styles(list(errors))):
+        fig.add_trace(go.Scatter(x=Ns, y=list(errs), mode="lines+markers", name=name, line=style))
+        slopes.append(f"{name} {-_slope(Ns, errs):.2f}")
+    xs = np.asarray(Ns, dtype=float)
+    top = max(max(e) for e in errors.values())
+    fig.add_trace(go.Scatter(x=xs, y=top * (xs / xs[0]) ** -bound_order, mode="lines",
+                             name=f"∝ N^−{bound_order:g} (bound)", line=dict(color=palette.NEUTRALS["context"], dash="dot")))
+    fig.update_xaxes(type="log", title_text="coefficients N")
+    fig.update_yaxes(type="log", title_text="RMS error of the rebuilt history")
+    default = ("RMS error of the whole history rebuilt from the N LegS coefficients, run online, against N, log-log; "
+               f"the dotted line falls as N^−{bound_order:g}, the rate of the paper's bound for a Lipschitz input")
+    return finish(fig, "Rebuilding the history: error against N",
+                  caption_text(caption or default, "Fitted p of error ∝ N^−p over all N: " + ", ".join(slopes)))

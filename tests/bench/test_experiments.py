@@ -81,3 +81,25 @@ def test_generation_records_the_speedups():
     _, doc = _record("generation", "--lengths", "8,16", "--d-model", "16", "--heads", "2", "--repeats", "1",
                      "--warmup", "0")
     assert doc["speedup_at"] == 16 and doc["speedups"]["linear (recurrent)"] == 1.0
+
+
+def test_s4_vs_s4d_records_every_model_and_a_summary():
+    from postlib.bench.experiments.s4_vs_s4d import MODELS, delayed_copy
+    _, doc = _record("s4-vs-s4d", "--length", "12", "--lag", "3", "--train", "16", "--test", "8", "--steps", "2",
+                     "--batch", "4", "--d-model", "8", "--layers", "1", "--state", "4", "--seeds", "1")
+    assert [r["name"] for r in doc["rows"]] == list(MODELS)
+    assert [s["name"] for s in doc["summary"]] == list(MODELS) and all(s["seeds"] == 1 for s in doc["summary"])
+    x, y = delayed_copy(3, 10, 4, 5, seed=0)
+    assert (y[:, :4] == -100).all() and (y[:, 4:] == x[:, :-4]).all() and x.min() >= 1 and x.max() < 5
+
+
+def test_s4_kernel_records_both_forms_and_their_ratio():
+    from postlib.bench.experiments.s4_kernel import CAUCHY, NAIVE, kernel_factories
+    _, doc = _record("s4-kernel", "--lengths", "16,37", "--state", "8", "--repeats", "1")
+    assert {(r["name"], r["length"]) for r in doc["rows"]} == {(n, L) for n in (NAIVE, CAUCHY) for L in (16, 37)}
+    assert [s["length"] for s in doc["speedups"]] == [16, 37]
+    for s in doc["speedups"]:
+        assert s["speedup"] == s["naive_ms"] / s["cauchy_ms"] > 0
+    f = kernel_factories(8)
+    naive, fast = f[NAIVE](37)(), f[CAUCHY](37)()
+    assert naive.shape == fast.shape == (37,) and (fast - naive).abs().max() < 1e-9 * naive.abs().max()

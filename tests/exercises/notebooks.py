@@ -77,6 +77,15 @@ CHEATS = {
                      "check_bilinear(lambda A, B, dt: discretize(A, B, dt, 'bilinear'))"),
     "ssm.hippo_legs": "from postlib.ssm.hippo import hippo\ncheck_hippo_legs(lambda N: hippo('legs', N))",
     "ssm.masked_accuracy": "from postlib.train import masked_accuracy\ncheck_masked_accuracy(masked_accuracy)",
+    "ssm.legs_step": ("from postlib.ssm.hippo import hippo_online\n"
+                      "check_legs_step(lambda c, f, k, A, B: hippo_online('legs', len(c), [f], 1.0)[-1])"),
+    "ssm.woodbury_solve": ("def dense(g, lam, p, q, b):\n"
+                           "    M = g * torch.eye(len(lam), dtype=torch.complex128) - torch.diag(lam) + p[:, None] * q.conj()\n"
+                           "    return torch.linalg.solve(M, b)\n"
+                           "check_woodbury_solve(dense)"),
+    "ssm.scan_step": ("from postlib.ssm.scan import selective_scan\n"
+                      "check_scan_step(lambda x, u, d, A, B, C: (x, selective_scan(u[..., None], d[..., None], A, "
+                      "B[..., None], C[..., None])[..., 0]))"),
 }
 
 

@@ -68,3 +68,54 @@ def test_errors_name_the_argument():
         discretize(A, B, 0.0)
     with pytest.raises(TypeError, match="A and B must both be numpy arrays or both torch tensors"):
         discretize(torch.tensor(A), B, 0.1)
+
+
+# ------------------------------------------------------------------ the measured order of each rule
+
+from postlib.bench import fit_exponent  # noqa: E402
+from postlib.ssm.discretize import discretization_error, exact_response  # noqa: E402
+
+DTS = [0.1, 0.05, 0.025, 0.0125]
+
+
+def test_exact_response_solves_the_ode():
+    A, B = _system(4, 1, seed=3)
+    B = B[:, 0]
+    t, h = 0.7, 1e-5
+    for signal, u in (("step", 1.0), ("sine", np.sin(3.0 * t))):
+        x = exact_response(A, B, [t - h, t, t + h], signal)
+        np.testing.assert_allclose((x[2] - x[0]) / (2 * h), A @ x[1] + B * u, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(exact_response(A, B, [0.0], signal)[0], 0, atol=1e-14)
+
+
+@pytest.mark.parametrize("method, order", [("euler", 1), ("backward_euler", 1), ("bilinear", 2)])
+def test_step_response_error_has_the_rules_order(method, order):
+    A, B = _system(4, 1, seed=0)
+    errors = [discretization_error(A, B[:, 0], dt, method) for dt in DTS]
+    assert abs(fit_exponent(DTS, errors) - order) < 0.15
+
+
+def test_zoh_is_exact_for_a_constant_input_and_second_order_only_at_mid_step_samples():
+    A, B = _system(4, 1, seed=0)
+    assert max(discretization_error(A, B[:, 0], dt, "zoh") for dt in DTS) < 1e-12
+    end = [discretization_error(A, B[:, 0], dt, "zoh", signal="sine") for dt in DTS]
+    mid = [discretization_error(A, B[:, 0], dt, "zoh", signal="sine", sample="mid") for dt in DTS]
+    assert abs(fit_exponent(DTS, end) - 1) < 0.15 and abs(fit_exponent(DTS, mid) - 2) < 0.15
+
+
+def test_discretization_error_refuses_bad_arguments():
+    A, B = _system(2, 1)
+    with pytest.raises(ValueError, match="sample must be one of"):
+        discretization_error(A, B[:, 0], 0.1, "zoh", sample="start")
+    with pytest.raises(ValueError, match="signal must be one of"):
+        discretization_error(A, B[:, 0], 0.1, "zoh", signal="square")
+    with pytest.raises(ValueError, match="at least one step"):
+        discretization_error(A, B[:, 0], 1.0, "zoh", T=0.2)
+
+
+@pytest.mark.parametrize("signal", ["step", "sine"])
+def test_the_grid_shortcut_equals_the_closed_form(signal):
+    from postlib.ssm.discretize import _exact_on_grid
+    A, B = _system(3, 1, seed=5)
+    np.testing.assert_allclose(_exact_on_grid(A, B[:, 0], 0.05, 40, signal, 3.0),
+                               exact_response(A, B[:, 0], 0.05 * np.arange(1, 41), signal), rtol=1e-10, atol=1e-13)

@@ -85,3 +85,34 @@ def test_errors_name_the_argument():
         hippo("legs", 0)
     with pytest.raises(ValueError, match="signal must be a 1-D array"):
         hippo_online("legs", 4, np.zeros((2, 3)), 0.1)
+
+
+def test_memory_capacity_is_at_most_N_and_hippo_uses_most_of_it():
+    from postlib.ssm.hippo import readout_r2, ssm_states
+    N, dt = 8, 0.1
+    u = np.random.default_rng(1).standard_normal(2000)
+    delays = list(range(0, 60))
+    legs = np.clip(memory_curve(*hippo("legs", N), dt, u, delays), 0, None).sum()
+    rand = np.clip(memory_curve(*random_stable_A(N), dt, u, delays), 0, None).sum()
+    assert legs <= N + 0.5 and rand < legs and legs > 0.7 * N
+    # out of sample: a state that holds nothing of u scores about 0, not N/L
+    noise = np.random.default_rng(2).standard_normal((2000, N))
+    assert abs(readout_r2(noise, u, [0, 5]).max()) < 0.02
+    assert ssm_states(*hippo("legs", N), dt, u).shape == (2000, N)
+
+
+def test_reconstruction_error_falls_faster_for_smoother_signals():
+    from postlib.ssm.hippo import reconstruction_error
+    L = 600
+    errors = {name: [reconstruction_error(N, demo_signal(name, L)) for N in (8, 32)]
+              for name in ("sines", "triangle", "square")}
+    gains = {name: e[0] / e[1] for name, e in errors.items()}
+    assert gains["sines"] > gains["triangle"] > gains["square"] > 1
+
+
+def test_readout_r2_refuses_bad_delays_and_shapes():
+    from postlib.ssm.hippo import readout_r2
+    with pytest.raises(ValueError, match="every delay"):
+        readout_r2(np.zeros((10, 2)), np.zeros(10), [5])
+    with pytest.raises(ValueError, match="states must have shape"):
+        readout_r2(np.zeros((9, 2)), np.zeros(10), [1])

@@ -68,3 +68,16 @@ def test_s4_mixer_trains():
     m = build_mixer("s4", 8, d_state=4)
     m(torch.randn(2, 16, 8)).pow(2).mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+
+
+def test_s4_without_the_low_rank_term_is_the_diagonal_system():
+    torch.manual_seed(0)
+    full, diag = build_mixer("s4", 4, d_state=8).double(), build_mixer("s4", 4, d_state=8, low_rank=False).double()
+    assert "P" in dict(full.named_parameters()) and "P" not in dict(diag.named_parameters())
+    Lambda, P, B, C = diag._ssm()
+    assert torch.count_nonzero(P) == 0
+    Ad, Bd = bilinear_dense(Lambda, P, B, diag.dt().double())
+    torch.testing.assert_close(Ad, torch.diag_embed(torch.diagonal(Ad, dim1=-2, dim2=-1)))   # Ā is diagonal
+    x = torch.randn(2, 23, 4, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(run_steps(diag.eval(), x), diag(x))

@@ -13,10 +13,12 @@ def test_eigenvalue_map_counts_euler_blowups():
     import re
     counts = {}
     for dt in (0.01, 1.0):
-        caption = get_caption(eigenvalue_map(dt))
-        counts[dt] = {m: int(n) for m, n in re.findall(r"(\w+): (\d+) unstable", caption)}
+        fig = eigenvalue_map(dt)
+        assert "unstable" in get_caption(fig) and str(dt) not in get_caption(fig)   # one caption for every Δ
+        listed = fig.layout.title.text.split("unstable modes: ")[1]
+        counts[dt] = {m: int(n) for m, n in re.findall(r"(\w+) (\d+)", listed)}
     for m in ("zoh", "bilinear", "backward_euler"):
-        assert counts[0.01][m] == counts[1.0][m] == 0
+        assert counts[0.01].get(m, 0) == counts[1.0].get(m, 0) == 0
     assert 0 < counts[0.01]["euler"] < counts[1.0]["euler"]     # oscillating modes escape even at small Δ
 
 
@@ -59,7 +61,27 @@ def test_result_figures():
             [("a", 256, 1.0), ("a", 4096, 3.0), ("b", 256, 2.0), ("b", 4096, 2.5)]]
     assert len(crossover_figure(rows).data) == 2
     fig = accuracy_table_figure({"x": 50.0}, {"x": 99.8, "y": 18.3})
-    assert list(fig.data[0].x) == ["x", "y"] and fig.data[1].y[1] is None
+    assert list(fig.data[0].y) == ["y", "x"] and fig.data[1].x[0] is None      # horizontal, first label on top
     assert len(training_curves_figure({"m": [(0, 2.0), (10, 1.0)]}).data) == 1
     with pytest.raises(ValueError, match="kind must be one of"):
         demo_input("square", 10)
+
+
+def test_the_mamba_block_figure_counts_the_modules_parameters():
+    import postlib
+    from postlib.viz.mamba_block import mamba_block_figure, mamba_block_parameters
+    for d_model, config in ((32, {}), (48, {"d_state": 8, "d_conv": 3, "expand": 3, "dt_rank": 5})):
+        mixer = postlib.build_mixer("mamba", d_model, **config)
+        parts = mamba_block_parameters(d_model, mixer.d_inner // d_model, mixer.d_state, mixer.d_conv, mixer.dt_rank)
+        assert sum(parts.values()) == sum(p.numel() for p in mixer.parameters())
+        caption = get_caption(mamba_block_figure(d_model, mixer.d_inner // d_model, mixer.d_state, mixer.d_conv,
+                                                 mixer.dt_rank))
+        assert f"{sum(parts.values()):,} in all" in caption
+
+
+def test_discretization_and_reconstruction_figures_report_the_fitted_slopes():
+    dts = [0.1, 0.05, 0.025]
+    fig = ssm.discretization_error_figure(dts, {"u ≡ 1": {"euler": [d for d in dts], "zoh": [1e-16] * 3}})
+    assert "euler 1.00" in get_caption(fig) and "zoh exact" in get_caption(fig)
+    fig = ssm.reconstruction_error_figure([4, 8, 16], {"square": [0.4, 0.2, 0.1]})
+    assert "square 1.00" in get_caption(fig)

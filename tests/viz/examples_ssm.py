@@ -3,7 +3,7 @@ import numpy as np
 
 from postlib.bench import load_results
 from postlib.ssm.demo import demo_input, state_trajectories
-from postlib.viz import ssm
+from postlib.viz import mamba_block, ssm
 from postlib.viz.core import frames_figure
 
 
@@ -21,7 +21,20 @@ def _kernels():
             for h, dt in enumerate((0.01, 0.05, 0.2))}
 
 
+def _orders():
+    dts = [0.1, 0.05, 0.025, 0.0125]
+    rules = {"zoh": 0, "bilinear": 2, "euler": 1, "backward_euler": 1}
+    step = {m: [1e-15 if p == 0 else 0.3 * d ** p for d in dts] for m, p in rules.items()}
+    sine = {m: [0.9 * d for d in dts] for m in rules}
+    return ssm.discretization_error_figure(dts, {"u ≡ 1": step, "sin, end of step": sine, "sin, mid-step": step})
+
+
 EXAMPLES = {
+    "ssm.discretization_error_figure": _orders,
+    "ssm.reconstruction_error_figure": lambda: ssm.reconstruction_error_figure([4, 8, 16, 32, 64], {
+        "sines": [0.7, 0.5, 0.29, 0.008, 0.007], "triangle": [0.56, 0.45, 0.066, 0.033, 0.014],
+        "square": [0.96, 0.87, 0.41, 0.3, 0.23]}),
+    "mamba_block.mamba_block_figure": lambda: mamba_block.mamba_block_figure(32, 2, 16, 4, 2),
     "ssm.eigenvalue_map": lambda: ssm.eigenvalue_map(0.5),
     "ssm.hippo_reconstruction": lambda: ssm.hippo_reconstruction(300, kind="legt", N=16, L=400),
     "ssm.hippo_reconstruction#frames": lambda: frames_figure(ssm.hippo_reconstruction, "step", list(range(40, 401, 40)),
