@@ -47,6 +47,10 @@ THREADS = 1
 
 CPU_LENGTHS = [2 ** k for k in range(8, 17)]          # 256 … 65536
 GPU_LENGTHS = [2 ** k for k in range(10, 19)]         # 1024 … 262144
+# The command's time budgets: seconds for one predicted call, and for the whole race (the GPU race fits
+# `make gpu-check`'s five minutes with its start-up).
+CPU_TIME_BUDGET = {"max_call_s": 4.0, "total_s": 540.0}
+GPU_TIME_BUDGET = {"max_call_s": 1.0, "total_s": 240.0}
 BASELINE = "softmax"
 FIT_POINTS = 4
 PREDICT_POINTS = 3
@@ -339,8 +343,9 @@ def record(args) -> dict:
         from ..results_io import RESULTS_DIR
         args.out = str(RESULTS_DIR / "gpu_race.json")
     max_bytes = None if args.max_mib is None else int(args.max_mib * 2 ** 20)
-    max_call_s = args.max_call_s if args.max_call_s is not None else (1.0 if gpu else 4.0)
-    total_s = args.total_s if args.total_s is not None else (240.0 if gpu else 540.0)
+    defaults = GPU_TIME_BUDGET if gpu else CPU_TIME_BUDGET
+    max_call_s = args.max_call_s if args.max_call_s is not None else defaults["max_call_s"]
+    total_s = args.total_s if args.total_s is not None else defaults["total_s"]
     lengths = args.lengths or (GPU_LENGTHS if gpu else CPU_LENGTHS)
     rows = race(args.mixers, lengths, d_model=args.d_model, batch=args.batch, modes=args.modes, device=args.device,
                 dtype=DTYPES[args.dtype], max_bytes=max_bytes, max_call_s=max_call_s, total_s=total_s,
