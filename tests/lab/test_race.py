@@ -141,3 +141,20 @@ def test_the_recorded_race_is_complete_and_explains_every_refusal():
     assert set(doc["crossovers"]) == set(doc["crossover_kinds"])
     for key, length in doc["crossovers"].items():
         assert length is None or (isinstance(length, (int, float)) and math.isfinite(length) and length > 0), key
+
+
+def test_stops_walls_and_crossover_words():
+    from postlib.bench.experiments.race import describe_crossover
+    from postlib.viz.race import memory_walls, race_stops
+
+    rows = [dict(name="m", mode="forward", length=n, status=s, reason=why)
+            for n, s, why in ((256, "ok", ""), (512, "ok", ""), (1024, "over time budget", "slow"),
+                              (2048, "over budget", "big"), (4096, "over budget", "bigger"))]
+    assert race_stops(rows, "forward")["m"] == {"reached": 512, "status": "over time budget", "reason": "slow",
+                                                "stopped_at": 1024}
+    assert memory_walls(rows, "forward") == {"m": 2048} and memory_walls(rows, "forward_backward") == {}
+    lengths = [256, 65536]
+    assert describe_crossover(1131.4, "measured", lengths) == "≈ 1131"
+    assert describe_crossover(None, "faster throughout", lengths) == "below 256"
+    assert describe_crossover(None, "never", lengths) == "none up to 65536"
+    assert describe_crossover(9800.0, "extrapolated", lengths) == "≈ 9800 (softmax extrapolated)"
