@@ -158,3 +158,23 @@ def test_stops_walls_and_crossover_words():
     assert describe_crossover(None, "faster throughout", lengths) == "below 256"
     assert describe_crossover(None, "never", lengths) == "none up to 65536"
     assert describe_crossover(9800.0, "extrapolated", lengths) == "≈ 9800 (softmax extrapolated)"
+
+
+def test_the_gpu_race_writes_its_own_file_with_the_gpu_budgets(monkeypatch):
+    """`make gpu-race` path without a GPU: the device check and the sweep are replaced, the wiring is real."""
+    seen = {}
+
+    def fake_race(names, lengths, **kwargs):
+        seen.update(kwargs, lengths=lengths)
+        return [dict(name="linear", mode="forward", length=lengths[0], status="ok", time_ms=1.0, peak_mem_bytes=1)]
+
+    monkeypatch.setattr(race_mod, "_device_type", lambda device: "cuda")
+    monkeypatch.setattr(race_mod, "default_budget_bytes", lambda device: 7 * 2**30)
+    monkeypatch.setattr(race_mod, "race", fake_race)
+    args = build_parser().parse_args(["race", "--quiet", "--device", "cuda"])
+    doc = args._module.record(args)
+    assert args.out.endswith("gpu_race.json")
+    assert seen["lengths"] == race_mod.GPU_LENGTHS and seen["device"] == "cuda"
+    assert (seen["max_call_s"], seen["total_s"]) == (race_mod.GPU_TIME_BUDGET["max_call_s"],
+                                                     race_mod.GPU_TIME_BUDGET["total_s"])
+    assert doc["budget"]["max_bytes"] == 7 * 2**30
