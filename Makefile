@@ -22,6 +22,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_PIN)"
 	$(BIN)/python -m pip install -q -e ".[book,apps,dev]"
+	# torchscale (the official RetNet code, for a cross-check) without its deps: timm would pull a torchvision
+	# that pins another torch, and the retention component the tests import needs only torch.
+	$(BIN)/python -m pip install -q --no-deps "torchscale==0.3.0"
 	@touch $@
 
 # plotly.js (and postlib/viz/static/postlib-figures.js) served from the site itself (no CDN).

@@ -125,26 +125,17 @@ def causal_chunked(pq, pk, v, eps: float = EPS, chunk_size: int = 64, state=None
     The Triton kernel ``postlib.kernels.linear_attention.triton_causal_linear_attention`` is this
     form fused (tests/kernels/test_linear_attention_triton.py).
 
+    It runs on the one chunked loop of the decayed linear recurrence (``postlib.recurrent.recurrence``,
+    decay a = 1); the denominator is the same recurrence on a column of ones appended to v, so S and z
+    travel together as one (D_φ × (D_v + 1)) state.
     Returns the output and the final state ``(S, z)`` (the RNN state after the last token).
     """
+    from ..recurrent.recurrence import recurrence_chunked
     check_positive_int(chunk_size, "chunk_size")
-    B, H, L, Dk = pq.shape
-    Dv = v.shape[-1]
-    if state is None:
-        S = pq.new_zeros(B, H, Dk, Dv)
-        z = pq.new_zeros(B, H, Dk)
-    else:
-        S, z = state
-    outs = []
-    for start in range(0, L, chunk_size):
-        qc, kc, vc = (t[:, :, start:start + chunk_size] for t in (pq, pk, v))
-        sim = (qc @ kc.transpose(-2, -1)).tril()            # j <= i inside the chunk
-        num = sim @ vc + qc @ S
-        den = sim.sum(-1) + torch.einsum("bhid,bhd->bhi", qc, z)
-        outs.append(num / (den[..., None] + eps))
-        S = S + kc.transpose(-2, -1) @ vc
-        z = z + kc.sum(dim=2)
-    return torch.cat(outs, dim=2), (S, z)
+    v1 = torch.cat([v, v.new_ones(*v.shape[:-1], 1)], dim=-1)
+    init = None if state is None else torch.cat([state[0], state[1][..., None]], dim=-1)
+    out, S1 = recurrence_chunked(pq, pk, v1, None, chunk_size, init)
+    return out[..., :-1] / (out[..., -1:] + eps), (S1[..., :-1], S1[..., -1])
 
 
 def recurrent_step(pq_t, pk_t, v_t, state, eps: float = EPS):

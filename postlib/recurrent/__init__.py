@@ -5,5 +5,10 @@ attention, RetNet's retention, RWKV-6-style gated forms and Mamba-2's SSD, plus
 Transformer-XL's segment memory (part 6). Importing this package registers its mixers.
 """
 # --- part 5: RWKV (wkv.py, rwkv.py) ---
+from . import rwkv, wkv  # noqa: F401  (rwkv registers the mixer "rwkv"; the operator is postlib.recurrent.wkv.wkv)
 
 # --- part 6: retention, RetNet, Transformer-XL ---
+from .recurrence import decayed_linear_recurrence
+from .retention import decay_matrix, forgetting_curve, retention, retnet_gammas
+from . import retnet  # noqa: F401  (registers "retnet")
+from . import transformer_xl  # noqa: F401  (registers "transformer_xl")

@@ -6,14 +6,14 @@ the scan is a masked matrix product — attention-like, tensor-core friendly:
     y_t = Σ_{s≤t} exp(Σ_{r=s+1..t} Δ_r A_h) (C_t · B_s) Δ_s u_s        (intra-chunk, T × T per head)
 
 and only the chunk-final states (batch, heads, P, N) are passed between chunks by a short
-recurrence, exactly as in the chunked scan. With A[d, :] equal to A_h for the head of channel d,
+recurrence, exactly as in the chunked scan. This is the decayed linear recurrence of
+``postlib.recurrent.recurrence`` (query C_t, key B_s, value Δ_s u_s, decay exp(Δ_t A_h)), and it runs on that
+module's one chunked loop — the loop retention and linear attention use too (the family is one recurrence:
+tests/recurrent/test_recurrence.py). With A[d, :] equal to A_h for the head of channel d,
 this is ``selective_scan`` with a shared Δ per head: tests/ssm/test_ssd.py checks ``ssd_chunked`` ≡
 ``selective_scan(backend="sequential")`` in fp64.
 """
 from __future__ import annotations
-
-import torch
-import torch.nn.functional as F
 
 from .._checks import CAUSAL_NONFINITE, check_finite, check_positive_int, check_tensor
 
@@ -42,32 +42,12 @@ def ssd_chunked(u, delta, A, B, C, chunk_size: int = 16):
     for t, name in ((u, "u"), (delta, "delta"), (A, "A"), (B, "B"), (C, "C")):
         check_finite(t, name, CAUSAL_NONFINITE)
     T = check_positive_int(chunk_size, "chunk_size")
-    nc = -(-L // T)
-    pad = nc * T - L
-    if pad:   # Δ = 0 and u = 0 past the end leave the state unchanged
-        u, delta = F.pad(u, (0, pad)), F.pad(delta, (0, pad))
-        B, C = F.pad(B, (0, pad)), F.pad(C, (0, pad))
-    uc = u.unflatten(-1, (nc, T))                                  # (b, H, P, nc, T)
-    dc = delta.unflatten(-1, (nc, T))                              # (b, H, nc, T)
-    Bc, Cc = B.unflatten(-1, (nc, T)), C.unflatten(-1, (nc, T))    # (b, N, nc, T)
-    logA = dc * A[None, :, None, None]                             # log a_t  (b, H, nc, T), ≤ 0
-    cum = logA.cumsum(-1)
-    # Decay from s to t (s ≤ t): exp(cum_t − cum_s); −inf above the diagonal so exp gives exactly 0.
-    seg = cum[..., :, None] - cum[..., None, :]                    # (b, H, nc, T, T)
-    causal = torch.ones(T, T, dtype=torch.bool, device=u.device).tril()
-    decay = torch.exp(seg.masked_fill(~causal, float("-inf")))
-    scores = torch.einsum("bnct,bncs->bcts", Cc, Bc)               # C_t · B_s  (b, nc, T, T)
-    xs = uc * dc[:, :, None]                                       # Δ_s u_s    (b, H, P, nc, T)
-    y = torch.einsum("bhcts,bcts,bhpcs->bhpct", decay, scores, xs)
-    # Chunk-final states from a zero start, then the carries between chunks.
-    to_end = torch.exp(cum[..., -1:] - cum)                        # (b, H, nc, T)
-    states = torch.einsum("bhcs,bhpcs,bncs->bhcpn", to_end, xs, Bc)
-    total = torch.exp(cum[..., -1])                                # (b, H, nc)
-    h = u.new_zeros(b, H, P, B.shape[1])
-    carries = []
-    for c in range(nc):
-        carries.append(h)
-        h = total[:, :, c, None, None] * h + states[:, :, c]
-    carry = torch.stack(carries, 2)                                # (b, H, nc, P, N)
-    y = y + torch.einsum("bhct,bnct,bhcpn->bhpct", torch.exp(cum), Cc, carry)
-    return y.flatten(-2)[..., :L]
+    # The decayed linear recurrence S_t = a_t S_{t-1} + k_t v_tᵀ, o_t = S_tᵀ q_t with a_t = exp(Δ_t A_h),
+    # query C_t and key B_s (shared by the heads), value Δ_s u_s: one chunked loop serves SSD, retention and
+    # linear attention (postlib.recurrent.recurrence).
+    from ..recurrent.recurrence import recurrence_chunked
+    q = C.transpose(1, 2)[:, None].expand(b, H, L, C.shape[1])
+    k = B.transpose(1, 2)[:, None].expand(b, H, L, B.shape[1])
+    v = (u * delta[:, :, None]).transpose(2, 3)                    # Δ_s u_s: (b, H, L, P)
+    y, _ = recurrence_chunked(q, k, v, delta * A[None, :, None], T)
+    return y.transpose(2, 3)
