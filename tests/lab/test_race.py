@@ -178,3 +178,11 @@ def test_the_gpu_race_writes_its_own_file_with_the_gpu_budgets(monkeypatch):
     assert (seen["max_call_s"], seen["total_s"]) == (race_mod.GPU_TIME_BUDGET["max_call_s"],
                                                      race_mod.GPU_TIME_BUDGET["total_s"])
     assert doc["budget"]["max_bytes"] == 7 * 2**30
+
+
+def test_a_mixer_with_max_length_is_built_for_the_longest_length_its_parameters_fit():
+    from postlib.bench.experiments.race import CPU_LENGTHS, _constructor_config
+    assert _constructor_config("softmax", 64, CPU_LENGTHS, 2 * 2**30) == {}
+    assert _constructor_config("linformer", 64, CPU_LENGTHS, 2 * 2**30) == {"max_length": 65536}
+    # E and F are (rank 32) × max_length floats: 256 bytes a position, so a quarter of 4 MiB holds 2048, not 4096
+    assert _constructor_config("linformer", 64, CPU_LENGTHS, 4 * 2**20) == {"max_length": 2048}

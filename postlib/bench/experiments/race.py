@@ -65,16 +65,31 @@ def default_budget_bytes(device) -> int:
     return 2 * 2 ** 30
 
 
-def _constructor_config(name: str, longest: int) -> dict:
-    """A mixer whose constructor takes ``max_length`` (learned projections, say) is built for the longest length."""
-    from ...registry import mixer_info
+def _constructor_config(name: str, d_model: int, lengths: Sequence[int], max_bytes: int) -> dict:
+    """A mixer whose constructor takes ``max_length`` (learned projections, say) is built for the longest length
+    whose parameters stay under a quarter of the budget, predicted before building it.
 
-    factory = mixer_info(name).factory
+    The parameter bytes are counted at max_length 32, 64 and 128 (three small builds) and extended as
+    a + b·n^q (a learned L × L matrix has q = 2); longer lengths are then refused by the mixer itself
+    (its ``ValueError``, recorded as ``"refused"``).
+    """
+    from ...registry import build_mixer, mixer_info
+
     try:
-        params = inspect.signature(factory).parameters
+        params = inspect.signature(mixer_info(name).factory).parameters
     except (TypeError, ValueError):
         return {}
-    return {"max_length": longest} if "max_length" in params else {}
+    if "max_length" not in params:
+        return {}
+    p32, p64, p128 = (sum(p.numel() * p.element_size() for p in build_mixer(name, d_model, max_length=n).parameters())
+                      for n in (32, 64, 128))
+    if p128 <= p64:
+        return {"max_length": max(lengths)}          # the parameters do not grow with max_length
+    # exact for bytes = a + b·n^q: q from the two differences, then extended from n = 128
+    q = math.log2((p128 - p64) / (p64 - p32)) if p64 > p32 else 2.0
+    scale = (p128 - p64) / (128 ** q - 64 ** q)
+    fitting = [n for n in lengths if p128 + scale * (n ** q - 128 ** q) < max_bytes / 4]
+    return {"max_length": max(fitting)} if fitting else {}
 
 
 def _predicted_ms(history: list[tuple[int, float]], length: int) -> tuple[float, float] | None:
@@ -134,7 +149,8 @@ def race(names: Sequence[str] | None = None, lengths: Iterable[int] = CPU_LENGTH
     max_bytes = default_budget_bytes(device) if max_bytes is None else check_positive_int(max_bytes, "max_bytes")
 
     common = dict(batch=batch, d_model=d_model, device=device, dtype=dtype)
-    modules = {n: build_mixer(n, d_model, **_constructor_config(n, lengths[-1])).to(device=device, dtype=dtype)
+    modules = {n: build_mixer(n, d_model, **_constructor_config(n, d_model, lengths, max_bytes)).to(device=device,
+                                                                                                    dtype=dtype)
                for n in names}
     history: dict[tuple[str, str], list[tuple[int, float]]] = {}
     rows, start = [], time.monotonic()
