@@ -148,7 +148,7 @@ def race_summary_figure(result: dict, *, title: str | None = None, caption: str 
     colors = dict(zip(modes, palette.series_colors([MODE_LABELS[m] for m in modes])))
     symbols = {"forward": "circle", "forward_backward": "diamond"}
     fig = make_subplots(rows=1, cols=2, subplot_titles=("longest length run", "crossover vs softmax"),
-                        horizontal_spacing=0.24)
+                        horizontal_spacing=0.3)
     for mode in modes:
         stops = race_stops(rows, mode)
         ran = [n for n in names if stops.get(n, {}).get("reached")]
