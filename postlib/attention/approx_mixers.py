@@ -16,9 +16,11 @@ from ..registry import itemsizes, register_mixer
 from .linear import (CAUSAL_BACKENDS, FEATURE_MAPS, apply_feature_map, check_eps, linear_attention_features,
                      recurrent_step)
 from .linformer import linformer_attention
-from .lola import init_cache, lola_attention, lola_step
+from .lola import EVICTIONS, init_cache, lola_attention, lola_step
 from .mixers import MultiHeadMixer
-from .performer import KERNELS, gaussian_projection, performer_features
+from .performer import CHUNK as PERFORMER_CHUNK
+from .performer import (KERNELS, favor_causal_chunked, favor_logits, favor_step, gaussian_projection,
+                        init_favor_state, performer_features)
 from .reformer import lsh_attention
 
 
@@ -99,14 +101,16 @@ class LinearAttentionMixer(_RecurrentStateMixin, MultiHeadMixer):
 
 @register_mixer("performer", family="attention", causal=True,
                 summary="Performer (Choromanski et al. 2021): FAVOR+ positive orthogonal random features for softmax.")
-class PerformerMixer(_RecurrentStateMixin, MultiHeadMixer):
+class PerformerMixer(MultiHeadMixer):
     """Causal FAVOR+. The projection ω is a buffer (not trained); ``redraw_features`` draws a fresh one
-    (the paper redraws periodically during training)."""
+    (the paper redraws periodically during training). Positive features run the stabilised forms of
+    ``postlib.attention.performer`` (state (S, z, c) rescaled by a running per-feature key maximum, so
+    large inputs never underflow); trig features the plain linear-attention recurrence."""
 
     causal = True
 
     def __init__(self, d_model: int, n_heads: int = 4, num_features: int | None = None, kernel: str = "positive",
-                 orthogonal: bool = True, seed: int = 0, eps: float = 1e-6):
+                 orthogonal: bool = True, seed: int = 0, eps: float = 1e-6, chunk_size: int = PERFORMER_CHUNK):
         super().__init__(d_model, n_heads)
         # None: m = d·ln d features, the paper's Θ(d log d) rule, at least 16. An explicit value must be >= 1.
         if num_features is None:
@@ -114,6 +118,7 @@ class PerformerMixer(_RecurrentStateMixin, MultiHeadMixer):
         self.num_features = m = check_positive_int(num_features, "num_features")
         self.kernel = check_choice(kernel, "kernel", KERNELS)
         self.orthogonal, self.eps = bool(orthogonal), check_eps(eps)
+        self.chunk_size = check_positive_int(chunk_size, "chunk_size")
         self.feature_dim = m if kernel == "positive" else 2 * m
         self.register_buffer("projection", gaussian_projection(m, self.head_dim, self.orthogonal, seed,
                                                                dtype=torch.float32))
@@ -123,23 +128,52 @@ class PerformerMixer(_RecurrentStateMixin, MultiHeadMixer):
         self.projection.copy_(gaussian_projection(self.num_features, self.head_dim, self.orthogonal, seed,
                                                   dtype=self.projection.dtype, device=self.projection.device))
 
-    def features(self, q, k):
-        return performer_features(q, k, self.projection.to(q.dtype), self.kernel, causal=True)
-
     def attend(self, q, k, v):
-        pq, pk = self.features(q, k)
-        return linear_attention_features(pq, pk, v, causal=True, eps=self.eps if self.kernel == "positive" else 0.0)
+        w = self.projection.to(q.dtype)
+        if self.kernel == "trig":
+            pq, pk = performer_features(q, k, w, "trig")
+            return linear_attention_features(pq, pk, v, causal=True, eps=0.0)
+        return favor_causal_chunked(favor_logits(q, w), favor_logits(k, w), v, self.eps, self.chunk_size)[0]
+
+    def init_state(self, batch_size, device=None, dtype=None):
+        device = device or self.qkv.weight.device
+        dtype = dtype or self.qkv.weight.dtype
+        if self.kernel == "trig":
+            return (torch.zeros(batch_size, self.n_heads, self.feature_dim, self.head_dim, device=device, dtype=dtype),
+                    torch.zeros(batch_size, self.n_heads, self.feature_dim, device=device, dtype=dtype))
+        return init_favor_state(batch_size, self.n_heads, self.num_features, self.head_dim, device, dtype)
+
+    def _step(self, x_t, state):
+        q, k, v = self.split_heads(x_t[:, None])                     # (B, H, 1, Dh)
+        w = self.projection.to(q.dtype)
+        if self.kernel == "trig":
+            pq, pk = performer_features(q, k, w, "trig")
+            y, state = recurrent_step(pq[:, :, 0], pk[:, :, 0], v[:, :, 0], state, 0.0)
+        else:
+            y, state = favor_step(favor_logits(q, w)[:, :, 0], favor_logits(k, w)[:, :, 0], v[:, :, 0], state,
+                                  self.eps)
+        return self.merge_heads(y[:, :, None])[:, 0], state
 
     def memory_estimate(self, batch, length, dtype, mode="forward"):
-        """Linear in length: m random features per token for q and for k (logits, shifted, exponentiated,
-        scaled: several copies alive at once), then chunked linear attention on them."""
+        """Linear in length: m logits per token for q and for k, then per chunk of C tokens the factors
+        (C × m), the (C × C) weights and the (m × head_dim) state; backward keeps every chunk's (a split
+        chunk keeps less). Trig features: chunked linear attention on 2m features."""
         s = itemsizes(dtype)[0]
         proj_f, proj_fb = self._projection_bytes(batch, length, dtype)
-        bhl = batch * self.n_heads * length
-        feats_f = (6 * self.feature_dim + 4 * self.head_dim) * bhl * s
-        feats_fb = (10 * self.feature_dim + 6 * self.head_dim) * bhl * s
-        core_f, core_fb = _linear_attention_bytes(batch, self.n_heads, length, self.feature_dim, self.head_dim, dtype,
-                                                  "auto", self.qkv.weight.is_cuda)
+        bh, bhl, m = batch * self.n_heads, batch * self.n_heads * length, self.feature_dim
+        feats_f = (6 * m + 4 * self.head_dim) * bhl * s
+        feats_fb = (10 * m + 6 * self.head_dim) * bhl * s
+        if self.kernel == "trig":
+            core_f, core_fb = _linear_attention_bytes(batch, self.n_heads, length, m, self.head_dim, dtype,
+                                                      "auto", self.qkv.weight.is_cuda)
+        else:
+            c = min(self.chunk_size, length)
+            chunks = -(-length // c)
+            weights, factors = bh * c * c * s, bh * c * m * s
+            state = bh * m * (self.head_dim + 2) * s
+            outputs = 3 * bhl * self.head_dim * s
+            core_f = 4 * weights + 8 * factors + 4 * state + outputs
+            core_fb = chunks * (4 * weights + 10 * factors + 4 * state) + 3 * outputs
         return self._estimate(mode, dtype, proj_f + feats_f + core_f, proj_fb + feats_fb + core_fb)
 
 
@@ -188,9 +222,10 @@ class ReformerMixer(MultiHeadMixer):
     causal = False
 
     def __init__(self, d_model: int, n_heads: int = 4, n_buckets: int = 8, n_hashes: int = 2,
-                 chunk_size: int = 16, causal_mask: bool = False, seed: int = 0):
+                 chunk_size: int = 16, causal_mask: bool = False, seed: int = 0, dedup: bool = True):
         super().__init__(d_model, n_heads)
         self.n_buckets, self.n_hashes = n_buckets, check_positive_int(n_hashes, "n_hashes")
+        self.dedup = bool(dedup)
         self.chunk_size = check_positive_int(chunk_size, "chunk_size")
         self.causal_mask, self.seed, self._calls = bool(causal_mask), seed, 0
         # Shared QK: replace the fused (q, k, v) projection by (qk, v).
@@ -207,13 +242,15 @@ class ReformerMixer(MultiHeadMixer):
         if self.training:
             self._calls += 1
             seed += self._calls
-        out = lsh_attention(qk, v, self.n_buckets, self.n_hashes, self.chunk_size, causal=self.causal_mask, seed=seed)
+        out = lsh_attention(qk, v, self.n_buckets, self.n_hashes, self.chunk_size, causal=self.causal_mask, seed=seed,
+                            dedup=self.dedup)
         return self.merge_heads(out)
 
     def memory_estimate(self, batch, length, dtype, mode="forward"):
         """Each of the n_hashes rounds sorts the (padded) sequence and scores every query against its chunk
         and the one before: (2·chunk) scores per query and round, never length × length. Plus the sorted,
-        gathered and look-one-back copies of q and v, and the int64 sort keys and permutations."""
+        gathered and look-one-back copies of q and v, and the int64 sort keys and permutations; with several
+        rounds and ``dedup``, the duplicate counts (int64) and one round's chunk comparisons (bool) per score."""
         s, w = itemsizes(dtype)
         proj_f, proj_fb = self._projection_bytes(batch, length, dtype)
         padded = -(-length // self.chunk_size) * self.chunk_size
@@ -222,6 +259,8 @@ class ReformerMixer(MultiHeadMixer):
         vectors = slots * self.head_dim * s
         hashing = batch * self.n_heads * self.n_hashes * length * (3 * self.n_buckets // 2 * s + 8)
         index = 10 * slots * 8
+        if self.dedup and self.n_hashes > 1:
+            index += scores * (3 * 8 + 2 * self.n_hashes) + slots * self.n_hashes * 3 * 8
         return self._estimate(mode, dtype, proj_f + scores * (4 * w + 2) + 8 * vectors + index + hashing,
                               proj_fb + scores * (8 * w + 3) + 16 * vectors + index + hashing)
 
@@ -234,14 +273,16 @@ class LolaMixer(MultiHeadMixer):
 
     causal = True
 
-    def __init__(self, d_model: int, n_heads: int = 4, window: int = 4, sparse: int = 4, eps: float = 1e-6):
+    def __init__(self, d_model: int, n_heads: int = 4, window: int = 4, sparse: int = 4, eps: float = 1e-6,
+                 evict: str = "recall"):
         super().__init__(d_model, n_heads)
         self.window = check_positive_int(window, "window")
         self.sparse = check_positive_int(sparse, "sparse", minimum=0)
         self.eps = check_eps(eps)
+        self.evict = check_choice(evict, "evict", EVICTIONS)
 
     def attend(self, q, k, v):
-        return lola_attention(q, k, v, self.window, self.sparse, self.eps)
+        return lola_attention(q, k, v, self.window, self.sparse, self.eps, self.evict)
 
     def memory_estimate(self, batch, length, dtype, mode="forward"):
         """A loop over tokens with a cache of window + sparse slots and a (head_dim × head_dim) state: the
@@ -259,5 +300,5 @@ class LolaMixer(MultiHeadMixer):
 
     def _step(self, x_t, state):
         q, k, v = self.split_heads(x_t[:, None])
-        y, state = lola_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], state, self.window, self.eps)
+        y, state = lola_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], state, self.window, self.eps, self.evict)
         return self.merge_heads(y[:, :, None])[:, 0], state

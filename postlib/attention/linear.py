@@ -88,9 +88,16 @@ def check_eps(eps, feature_map="elu+1") -> float:
 
 
 def linear_attention_reference(q, k, v, causal: bool = False, feature_map="elu+1", eps: float = EPS) -> torch.Tensor:
-    """The loop over the paper's Eq. 2, one query at a time: the definition every fast form must equal."""
+    """The loop over the paper's Eq. 2, one query at a time: the definition every fast form must equal.
+
+    Causal: query i sees keys j <= i + (L_k − L_q), the queries aligned to the end of the keys (a decoder
+    reading a cache). More queries than keys would leave the first queries without any key, so
+    ``causal=True`` with L_q > L_k is refused, as the fast forms refuse it."""
     check_qkv(q, k, v)
     eps = check_eps(eps, feature_map)
+    if causal and q.shape[2] > k.shape[2]:
+        raise ValueError(f"causal linear attention needs at least as many keys as queries (queries aligned to the "
+                         f"end of the keys), got q of length {q.shape[2]} and k of length {k.shape[2]}")
     pq, pk = apply_feature_map(q, feature_map), apply_feature_map(k, feature_map)
     L_q, L_k = q.shape[2], k.shape[2]
     out = torch.empty(*q.shape[:3], v.shape[-1], dtype=v.dtype, device=v.device)

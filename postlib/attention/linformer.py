@@ -12,6 +12,13 @@ The reference is that equation itself: ``softmax_attention(q, E@k, F@v)``;
 projection (tests/attention/test_linformer.py, and tests/attention/test_peers.py
 against the ``linformer`` package).
 
+Two guarantees (the paper's §4). Theorem 1 is about P itself: a JL projection R (k × L, entries N(0, 1/k),
+k = 5 log L/(ε² − ε³)) keeps P w ≈ P Rᵀ R w — a product *after* the softmax. Eq. 7 projects *inside*
+the softmax; Theorem 2 covers that case: for k = min{Θ(9 d log d/ε²), 5 Θ(log L/ε²)} there exist E, F
+with ‖softmax(w Eᵀ) F V − softmax(w) V‖ ≤ ε ‖softmax(w)‖ ‖V‖ with probability 1 − o(1), for every row w
+of QKᵀ/√d; its proof takes E = δR and F = e^{−δ}R for a small constant δ (``theorem2_projections``).
+``theorem2_epsilon`` measures the ε a given pair needs on given inputs.
+
 Why it cannot be causal: row i of E K mixes keys from *every* position, so
 query i sees the future through the projection (``causality_leak`` measures it).
 """
@@ -69,6 +76,26 @@ def random_projection(rank: int, length: int, seed: int = 0, dtype=torch.float64
     check_positive_int(length, "length")
     g = torch.Generator().manual_seed(seed)
     return (torch.randn(rank, length, generator=g, dtype=torch.float64) / math.sqrt(rank)).to(dtype)
+
+
+def theorem2_projections(rank: int, length: int, delta: float, seed: int = 0,
+                         dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """The construction in the proof of Linformer's Theorem 2: E = δR, F = e^{−δ}R, with R a JL projection
+    (``random_projection``, entries N(0, 1/k)) and δ > 0 a constant. As δ → 0, softmax(w δRᵀ) tends to the
+    uniform vector 1/k whatever w, so the output tends to one combination of the values for every query."""
+    delta = check_number(delta, "delta", positive=True)
+    R = random_projection(rank, length, seed, dtype)
+    return delta * R, math.exp(-delta) * R
+
+
+def theorem2_epsilon(q, k, v, E, F) -> torch.Tensor:
+    """The ε each query row needs in Theorem 2's inequality, ‖softmax(wEᵀ)FV − softmax(w)V‖ /
+    (‖softmax(w)‖ ‖V‖₂), with ‖V‖₂ the spectral norm (the largest ‖pV‖ over unit p, so the yardstick is
+    the largest output any weights of that norm could give). Returns (batch, heads, L_q)."""
+    check_qkv(q, k, v)
+    P = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
+    err = (linformer_attention(q, k, v, E, F) - P @ v).norm(dim=-1)
+    return err / (P.norm(dim=-1) * torch.linalg.matrix_norm(v, ord=2)[..., None])
 
 
 def mean_pool_projection(rank: int, length: int, dtype=torch.float64) -> torch.Tensor:

@@ -13,8 +13,15 @@ hashing instead of scoring all L of them.
 * **Sort, chunk, attend**: sort tokens by (bucket, position), cut into chunks
   of ``chunk_size``, and let each chunk attend to itself and one chunk back.
 * **Multi-round**: ``n_hashes`` independent hashes; each round's output o^r
-  is weighted by softmax_r of its log-normaliser, i.e. the normalisation the
-  union of the rounds' key sets would have had (duplicates counted twice).
+  is weighted by softmax_r of its log-normaliser z^r. A key that several rounds
+  find would be counted once per round; as the paper does (its appendix, "the
+  number of rounds in which j is found": N_ij), each occurrence's score is lowered
+  by log N_ij (``dedup=True``), and the combination is then exactly softmax over
+  the *union* of the rounds' key sets:
+      Σ_r e^{z^r − z} o^r = Σ_{j ∈ ∪P^r} e^{s_ij} v_j / Σ_{j ∈ ∪P^r} e^{s_ij}.
+  ``dedup=False`` keeps the duplicates (reformer-pytorch's default), which
+  over-weights the keys every round agrees on. ``lsh_union_reference`` is that
+  union softmax written as a loop.
 
 As in the paper's reference code (and ``reformer-pytorch``), the rounds are
 sorted together into one long sequence, so the first chunk of a round looks
@@ -28,6 +35,7 @@ never attended (an extra bucket that sorts last).
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import torch
 import torch.nn.functional as F
@@ -93,8 +101,30 @@ def _sorted_layout(buckets, n_buckets, length, chunk_size):
     return order, L_pad
 
 
+def _duplicate_counts(chunk_of, bt, bkt, n_chunks):
+    """N for every (query slot, attended key) of the chunked layout: how many times the key occurs in *all*
+    the slots the query attends to, over every round. A query in sorted chunk c attends to chunks c and c − 1
+    (mod n_chunks, the rounds sorted into one sequence); a key occupies one chunk per round.
+    chunk_of: (B, H, L_pad, n_hashes); bt: (B, H, n_chunks, C) query tokens; bkt: (B, H, n_chunks, 2C) keys."""
+    B, H, _, n_hashes = chunk_of.shape
+
+    def at(tokens):                                   # each token's chunk in every round; sizes explicit for B = 0
+        flat = tokens.reshape(B, H, math.prod(tokens.shape[2:]), 1)
+        return chunk_of.gather(2, flat.expand(-1, -1, -1, n_hashes))
+
+    q_chunks = at(bt).reshape(*bt.shape, n_hashes)                    # (B, H, nc, C, n_hashes)
+    k_chunks = at(bkt).reshape(*bkt.shape, n_hashes)[:, :, :, None]   # (B, H, nc, 1, 2C, n_hashes)
+    counts = torch.zeros(*bt.shape, bkt.shape[-1], dtype=torch.long, device=bt.device)
+    for r in range(n_hashes):                                         # the query's slot in round r ...
+        c = q_chunks[..., r, None, None]
+        for attended in (c, (c - 1) % n_chunks):                      # ... sees its chunk and the one before
+            counts += (k_chunks == attended).sum(-1)
+    return counts
+
+
 def lsh_attention(qk, v, n_buckets: int, n_hashes: int = 1, chunk_size: int = 32, causal: bool = False,
-                  seed: int = 0, buckets: torch.Tensor | None = None, return_buckets: bool = False):
+                  seed: int = 0, buckets: torch.Tensor | None = None, return_buckets: bool = False,
+                  dedup: bool = True):
     """Reformer LSH attention with shared QK.
 
     Args:
@@ -103,7 +133,9 @@ def lsh_attention(qk, v, n_buckets: int, n_hashes: int = 1, chunk_size: int = 32
         n_buckets: even number of hash buckets b; n_hashes: rounds; chunk_size: tokens per chunk.
         causal: mask keys after the query (chunk membership still depends on all tokens).
         buckets: optional precomputed (batch, heads, n_hashes, length) bucket ids (else ``lsh_hash``).
-    Returns (batch, heads, length, head_dim_v) [and the buckets]. Equals ``lsh_attention_reference``.
+        dedup: count a key found in several rounds once (the paper's correction, module docstring).
+    Returns (batch, heads, length, head_dim_v) [and the buckets]. Equals ``lsh_attention_reference``
+    (tests/attention/test_reformer.py); with ``dedup`` also softmax over the union of the rounds' keys.
     """
     _check_inputs(qk, v, buckets, n_buckets, n_hashes, chunk_size)
     B, H, L, D = qk.shape
@@ -128,6 +160,10 @@ def lsh_attention(qk, v, n_buckets: int, n_hashes: int = 1, chunk_size: int = 32
     bk = look_one_back(F.normalize(bq, dim=-1))
     bv, bkt = look_one_back(bv), look_one_back(bt)
     dots = torch.einsum("bhcid,bhcjd->bhcij", bq, bk) * D ** -0.5
+    undo = order.argsort(dim=-1)
+    if dedup and n_hashes > 1:         # one round: a key occurs once (or, with one chunk, every key twice: cancels)
+        chunk_of = (undo // chunk_size).reshape(B, H, n_hashes, L_pad).transpose(-1, -2)
+        dots = dots - _duplicate_counts(chunk_of, bt, bkt, n_chunks).to(dots.dtype).log()
     neg = torch.finfo(dots.dtype).min
     mask = (bkt >= L)[..., None, :].expand_as(dots)                  # padding keys
     if causal:
@@ -137,7 +173,6 @@ def lsh_attention(qk, v, n_buckets: int, n_hashes: int = 1, chunk_size: int = 32
     lse = torch.logsumexp(dots, dim=-1, keepdim=True)
     bo = torch.einsum("bhcij,bhcjd->bhcid", torch.exp(dots - lse), bv)
     # Unsort back to (round, position) and combine the rounds by their normalisers.
-    undo = order.argsort(dim=-1)
     so = bo.reshape(B, H, n_hashes * L_pad, Dv).gather(2, undo[..., None].expand(-1, -1, -1, Dv))
     slse = lse.reshape(B, H, n_hashes * L_pad).gather(2, undo)
     o = so.reshape(B, H, n_hashes, L_pad, Dv)[:, :, :, :L]
@@ -146,44 +181,73 @@ def lsh_attention(qk, v, n_buckets: int, n_hashes: int = 1, chunk_size: int = 32
     return (out, buckets) if return_buckets else out
 
 
-def lsh_attention_reference(qk, v, buckets: torch.Tensor, n_buckets: int, chunk_size: int,
-                            causal: bool = False) -> torch.Tensor:
-    """Per-query loop: for round r, query i attends to the tokens in its sorted chunk and the one before;
-    scores q_i·k_j/√d with k_j = q_j/|q_j|; then the rounds are mixed by softmax of their log-normalisers."""
-    n_hashes = buckets.shape[2]
-    _check_inputs(qk, v, buckets, n_buckets, n_hashes, chunk_size)
-    B, H, L, D = qk.shape
-    order, L_pad = _sorted_layout(buckets, n_buckets, L, chunk_size)
-    keys = F.normalize(qk, dim=-1)
-    out = torch.zeros(B, H, L, v.shape[-1], dtype=v.dtype)
-    n_slots = order.shape[-1]
-    for b in range(B):
-        for h in range(H):
+def _attended(buckets, n_buckets: int, length: int, chunk_size: int):
+    """For every (batch, head, query i): the tokens each round's slot of i attends to — its sorted chunk and
+    the one before (the rounds sorted into one sequence), duplicates and padding included — one list per round."""
+    order, L_pad = _sorted_layout(buckets, n_buckets, length, chunk_size)
+    n_chunks = order.shape[-1] // chunk_size
+    for b in range(buckets.shape[0]):
+        for h in range(buckets.shape[1]):
             slots = order[b, h].tolist()
             where = {s: p for p, s in enumerate(slots)}              # flat (round, token) -> sorted position
-            for i in range(L):
-                round_out, round_lse = [], []
-                for r in range(n_hashes):
-                    p = where[r * L_pad + i]
-                    c = p // chunk_size
-                    prev = (c - 1) % (n_slots // chunk_size)
-                    attended = [slots[s] % L_pad for s in list(range(c * chunk_size, (c + 1) * chunk_size))
-                                + list(range(prev * chunk_size, (prev + 1) * chunk_size))]
-                    scores = []
-                    for j in attended:
-                        if j >= L or (causal and j > i):
-                            scores.append(torch.tensor(torch.finfo(qk.dtype).min, dtype=qk.dtype))
-                        elif j == i:
-                            scores.append(torch.tensor(SELF_SCORE, dtype=qk.dtype))
-                        else:
-                            scores.append(qk[b, h, i] @ keys[b, h, j] * D ** -0.5)
-                    scores = torch.stack(scores)
-                    lse = torch.logsumexp(scores, 0)
-                    vals = torch.stack([v[b, h, min(j, L - 1)] for j in attended])   # padded keys have weight 0
-                    round_out.append(torch.exp(scores - lse) @ vals)
-                    round_lse.append(lse)
-                w = torch.softmax(torch.stack(round_lse), 0)
-                out[b, h, i] = (torch.stack(round_out) * w[:, None]).sum(0)
+            for i in range(length):
+                rounds = []
+                for r in range(buckets.shape[2]):
+                    c = where[r * L_pad + i] // chunk_size
+                    chunks = (c, (c - 1) % n_chunks)
+                    rounds.append([slots[s] % L_pad for chunk in chunks
+                                   for s in range(chunk * chunk_size, (chunk + 1) * chunk_size)])
+                yield b, h, i, rounds
+
+
+def _score(qk, keys, b, h, i, j, causal):
+    """Query i's score for key j: masked (padding, or the future when causal), the self rule, or q_i·k_j/√d."""
+    L, D = qk.shape[2], qk.shape[3]
+    if j >= L or (causal and j > i):
+        return torch.tensor(torch.finfo(qk.dtype).min, dtype=qk.dtype)
+    if j == i:
+        return torch.tensor(SELF_SCORE, dtype=qk.dtype)
+    return qk[b, h, i] @ keys[b, h, j] * D ** -0.5
+
+
+def lsh_attention_reference(qk, v, buckets: torch.Tensor, n_buckets: int, chunk_size: int,
+                            causal: bool = False, dedup: bool = True) -> torch.Tensor:
+    """Per-query loop: for round r, query i attends to the tokens in its sorted chunk and the one before;
+    scores q_i·k_j/√d with k_j = q_j/|q_j|, lowered by log N_ij (``dedup``: N_ij = how often j occurs in all
+    of i's attended slots); then the rounds are mixed by softmax of their log-normalisers."""
+    n_hashes = buckets.shape[2]
+    _check_inputs(qk, v, buckets, n_buckets, n_hashes, chunk_size)
+    L = qk.shape[2]
+    keys = F.normalize(qk, dim=-1)
+    out = torch.zeros(*qk.shape[:3], v.shape[-1], dtype=v.dtype)
+    for b, h, i, rounds in _attended(buckets, n_buckets, L, chunk_size):
+        found = Counter(j for attended in rounds for j in attended)
+        round_out, round_lse = [], []
+        for attended in rounds:
+            scores = torch.stack([_score(qk, keys, b, h, i, j, causal)
+                                  - (math.log(found[j]) if dedup and n_hashes > 1 else 0.0) for j in attended])
+            lse = torch.logsumexp(scores, 0)
+            vals = torch.stack([v[b, h, min(j, L - 1)] for j in attended])   # padded keys have weight 0
+            round_out.append(torch.exp(scores - lse) @ vals)
+            round_lse.append(lse)
+        w = torch.softmax(torch.stack(round_lse), 0)
+        out[b, h, i] = (torch.stack(round_out) * w[:, None]).sum(0)
+    return out
+
+
+def lsh_union_reference(qk, v, buckets: torch.Tensor, n_buckets: int, chunk_size: int,
+                        causal: bool = False) -> torch.Tensor:
+    """What multi-round LSH attention computes with ``dedup=True``, from its definition: for each query,
+    softmax (shared-QK scores, the self rule) over the *union* of the keys any round puts in its sorted
+    chunk or the one before, each key once. A per-query loop (tests/attention/test_reformer.py)."""
+    _check_inputs(qk, v, buckets, n_buckets, buckets.shape[2], chunk_size)
+    L = qk.shape[2]
+    keys = F.normalize(qk, dim=-1)
+    out = torch.zeros(*qk.shape[:3], v.shape[-1], dtype=v.dtype)
+    for b, h, i, rounds in _attended(buckets, n_buckets, L, chunk_size):
+        js = sorted({j for attended in rounds for j in attended if j < L and not (causal and j > i)})
+        scores = torch.stack([_score(qk, keys, b, h, i, j, causal) for j in js])
+        out[b, h, i] = torch.softmax(scores, 0) @ v[b, h, js]
     return out
 
 

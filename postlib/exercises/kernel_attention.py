@@ -1,4 +1,4 @@
-"""Exercises of the "Kernel attention" chapter: five checkers.
+"""Exercises of the "Kernel attention" chapter: five checkers and three questions.
 
 =================================  ================================================================
 checker                            the learner writes
@@ -8,6 +8,9 @@ check_linear_attention_rnn         ``fn(q, k, v) -> out``  causal, by a loop ove
 check_chunk_update                 ``fn(pq, pk, v, S, z) -> (out, S_new, z_new)``  one chunk
 check_positive_features            ``fn(x, omega) -> phi``  FAVOR+ features, (..., m)
 check_kernel_trick_cost            ``fn(length, dim) -> (quadratic, linear)``  multiply-adds
+check_linear_state_mib             a number by hand: MiB of a linear-attention model's state
+predict_favor_average              a prediction: what averaging many draws' outputs converges to
+check_which_stabiliser             a multiple choice: the causal fix for FAVOR+'s collapse
 =================================  ================================================================
 
 Each compares with ``postlib.attention.linear`` / ``performer`` on float64 inputs with awkward
@@ -22,6 +25,7 @@ import torch
 from ..attention.linear import apply_feature_map, causal_chunked, linear_attention
 from ..attention.performer import gaussian_projection, softmax_kernel_features
 from .core import Mismatch, exercise, expect_tensor
+from .questions import choice_question, number_question, prediction
 
 SHAPES = [(1, 1, 1, 4, 4), (2, 3, 7, 8, 5), (1, 2, 63, 16, 16)]     # (B, H, L, D, Dv)
 
@@ -70,10 +74,21 @@ def check_linear_attention_rnn(fn):
             continue
         if _close(out, linear_attention(q, k, v), 1e-6):
             raise Mismatch("this is the non-causal result: token t may only use keys and values up to t.")
-        first_ok = _close(out[:, :, :1], ref[:, :, :1], 1e-6)
-        raise Mismatch("the first token is right but later ones are not: update S and z *before* reading them "
-                       "at step t." if first_ok else
-                       f"for shape {shape[:4]} the output differs by up to {(out - ref).abs().max():.2e}.")
+        if _close(out, _read_before_update(q, k, v), 1e-6):
+            raise Mismatch("each output misses its own token: at step t add φ(k_t)v_tᵀ and φ(k_t) to S and z "
+                           "*before* reading them with φ(q_t).")
+        if _close(out[:, :, :1], ref[:, :, :1], 1e-6):
+            raise Mismatch("the first token is right but later ones are not: do S and z keep *accumulating* "
+                           "over the tokens, S_t = S_(t−1) + φ(k_t)v_tᵀ?")
+        raise Mismatch(f"for shape {shape[:4]} the output differs by up to {(out - ref).abs().max():.2e}.")
+
+
+def _read_before_update(q, k, v, eps=1e-6):
+    """The classic slip: reading the state of tokens < t at step t (the state is updated afterwards)."""
+    pq, pk = apply_feature_map(q), apply_feature_map(k)
+    kv = torch.cumsum(torch.einsum("bhjd,bhjv->bhjdv", pk, v), 2) - torch.einsum("bhjd,bhjv->bhjdv", pk, v)
+    z = torch.cumsum(pk, 2) - pk
+    return torch.einsum("bhid,bhidv->bhiv", pq, kv) / (torch.einsum("bhid,bhid->bhi", pq, z)[..., None] + eps)
 
 
 @exercise(points=4, difficulty=3, minutes=25, title="one chunk of chunked linear attention")
@@ -135,3 +150,45 @@ def check_kernel_trick_cost(fn):
             raise Mismatch("the quadratic cost is right. For the linear form: what are the shapes of φ(K)ᵀV and "
                            "of the product with φ(Q)?")
         raise Mismatch(f"for L = {L}, d = {d}: count the multiply-adds of both matrix products in each order.")
+
+
+# --------------------------------------------------------------------------- questions
+
+STATE_LAYERS, STATE_HEADS, STATE_HEAD_DIM, STATE_BYTES = 32, 32, 128, 2      # the model the chapter describes
+
+
+@number_question(points=1, difficulty=2, minutes=10, title="the size of a linear-attention state", rel_tol=0.01,
+                 near={2.0: "twice too large: fp16 stores a number in 2 bytes.",
+                       1 / STATE_LAYERS: "too small by a factor of 32: every head of every layer keeps its own "
+                                         "S and z (32 layers, 32 heads).",
+                       0.5: "half of it: a number in fp16 takes 2 bytes."})
+def check_linear_state_mib():
+    """MiB of the recurrent state (S and z of every head of every layer) for one sequence, fp16."""
+    per_head = STATE_HEAD_DIM * STATE_HEAD_DIM + STATE_HEAD_DIM
+    return STATE_LAYERS * STATE_HEADS * per_head * STATE_BYTES / 2**20
+
+
+def _average_option(errors) -> str:
+    """``errors``: relative errors of the average of the first n outputs, for n = 1, 2, ... (a sequence)."""
+    early, last = float(errors[9]), float(errors[-1])
+    if last < 0.5 * early:
+        return "a"
+    return "c" if last > 1.5 * early else "b"
+
+
+predict_favor_average = prediction(
+    "predict_favor_average", options="abc", answer="829de6066438e138", observe=_average_option,
+    describe=lambda e: (f"a relative error of {float(e[9]):.2f} after averaging 10 draws' outputs and "
+                        f"{float(e[-1]):.2f} after {len(e)}"),
+    points=1, difficulty=2, minutes=3, title="averaging Performer draws",
+    hints={"a": "each output is a ratio of two unbiased estimates — is a ratio of unbiased estimates unbiased?",
+           "c": "the average of bounded outputs cannot drift away: each output is a weighted mean of v."})
+
+
+check_which_stabiliser = choice_question(
+    "check_which_stabiliser", options="abc", answer="8065d99fb6228ec7", points=1, difficulty=2, minutes=5,
+    title="a causal fix for FAVOR+'s collapse",
+    hints={"a": "the maximum over all keys includes later ones: an earlier output would then depend on the "
+                "future (and a large later key would underflow every earlier one).",
+           "c": "a larger eps is what already happens: when every feature underflows, eps dominates the "
+                "denominator and the output shrinks towards 0."})

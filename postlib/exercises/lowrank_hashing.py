@@ -1,4 +1,4 @@
-"""Exercises of the "Low rank and hashing" chapter: five checkers.
+"""Exercises of the "Low rank and hashing" chapter: five checkers and three questions.
 
 =================================  ================================================================
 checker                            the learner writes
@@ -8,6 +8,9 @@ check_best_rank_k                  ``fn(P, k) -> P_k``  best rank-k approximatio
 check_lsh_hash                     ``fn(x, R) -> buckets``  h(x) = argmax([xR; −xR])
 check_sort_by_bucket               ``fn(buckets) -> order``  stable sort by (bucket, position)
 check_reversible_inverse           ``fn(y1, y2, f, g) -> (x1, x2)``  undo a reversible layer
+check_collision_in_rounds          a number by hand: two vectors share a bucket in some round
+predict_sharper_rank               a prediction: how the rank of a map moves with its temperature
+check_which_generates              a multiple choice: which of the chapter's methods can generate text
 =================================  ================================================================
 """
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from ..attention.linformer import linformer_attention, random_projection
 from ..attention.reformer import lsh_hash
 from .core import Mismatch, exercise, expect_tensor
+from .questions import choice_question, number_question, prediction
 
 
 def _randn(*shape, seed=0):
@@ -103,3 +107,44 @@ def check_reversible_inverse(fn):
             raise Mismatch("x2 is right; x1 comes from y1 and f of the *recovered* x2.")
         if not torch.allclose(b, x2, atol=1e-10):
             raise Mismatch("undo the layers in reverse order: y2 was computed last, so recover x2 first.")
+
+
+# --------------------------------------------------------------------------- questions
+
+ANGLE_DEG, ROUNDS = 60, 3                  # the pair of vectors and the rounds the page describes
+
+
+@number_question(points=1, difficulty=2, minutes=8, title="collisions over several rounds", rel_tol=0.005,
+                 near={(1 - ANGLE_DEG / 180) / (1 - (ANGLE_DEG / 180) ** ROUNDS):
+                       "that is one round; the question asks for *at least one* of the rounds.",
+                       (1 - ANGLE_DEG / 180) ** ROUNDS / (1 - (ANGLE_DEG / 180) ** ROUNDS):
+                       "that is the chance to collide in *every* round; at least one is far more likely.",
+                       (ANGLE_DEG / 180) ** ROUNDS / (1 - (ANGLE_DEG / 180) ** ROUNDS):
+                       "that is the chance to be separated in every round: take its complement."})
+def check_collision_in_rounds():
+    """P(two vectors at 60° share a bucket in at least one of 3 independent rounds of one random
+    hyperplane each): 1 − (θ/π)³."""
+    return 1 - (ANGLE_DEG / 180) ** ROUNDS
+
+
+def _rank_option(ranks) -> str:
+    """``ranks``: (90%-energy rank of the maps at scale 1, at scale 3)."""
+    flat, sharp = ranks
+    return "a" if sharp > flat else ("b" if sharp < flat else "c")
+
+
+predict_sharper_rank = prediction(
+    "predict_sharper_rank", options="abc", answer="4bbb9e0d6cb703dc", observe=_rank_option,
+    describe=lambda r: f"a 90%-energy rank of {r[0]} for the maps at scale 1 and {r[1]} at scale 3",
+    points=1, difficulty=2, minutes=3, title="temperature and rank",
+    hints={"b": "a sharper map puts each row's weight on a few keys, different keys for different rows: "
+                "closer to a permutation, which needs full rank.",
+           "c": "the spectrum of a flat map and that of a nearly one-hot map look very different."})
+
+
+check_which_generates = choice_question(
+    "check_which_generates", options="abc", answer="dc72a0f5f7102c6e", points=1, difficulty=1, minutes=3,
+    title="which method can generate text",
+    hints={"a": "each row of E·K mixes keys from every position, the future included: no mask can remove it.",
+           "b": "which keys share query i's chunk depends on how the later tokens hash: a later token can "
+                "change an earlier output even with the causal mask."})

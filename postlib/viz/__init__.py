@@ -1,7 +1,7 @@
 """Plotly figure builders shared by the chapters and the dashboard, in one style.
 
 Pure functions, data in → ``plotly.graph_objects.Figure`` out, by topic: ``attention``,
-``scaling``, ``ssm``, ``approx``, ``approx_lowrank``. Import the topic module you need,
+``scaling``, ``ssm``, ``approx``, ``approx_lowrank``, ``favor``, ``lola``. Import the topic module you need,
 e.g. ``from postlib.viz.attention import attention_map``.
 
 The style (importing this package registers the "postlib" plotly template):

@@ -6,8 +6,9 @@ outputs, not a separate drawing routine. Builders:
 
 * :func:`approx_maps_figure` — exact map | approximate map | |error|, with cost;
 * :func:`rnn_state_step` / :func:`rnn_state_figure` — causal linear attention's state S_t filling up;
-* :func:`favor_unbiasedness_figure`, :func:`favor_error_figure`, :func:`redraw_figure` — Performer;
 * :func:`recall_figure` — MQAR accuracy per mixer.
+
+Performer's random-feature figures are in :mod:`postlib.viz.favor`, LoLA's in :mod:`postlib.viz.lola`.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from plotly.subplots import make_subplots
 from .._checks import check_choice, check_positive_int
 from ..attention.linear import apply_feature_map, linear_attention, state_trajectory
 from ..attention.linformer import linformer_attention, mean_pool_projection
-from ..attention.performer import gaussian_projection, kernel_estimate, performer_attention
+from ..attention.performer import performer_attention
 from ..attention.reformer import SELF_SCORE, lsh_attention
 from ..attention.softmax import attention_weights
 from . import palette
@@ -193,94 +194,21 @@ def rnn_state_figure(length: int = 16, head_dim: int = 8, seed: int = 0) -> go.F
     return frames_figure(rnn_state_step, "t", range(length), length=length, head_dim=head_dim, seed=seed)
 
 
-# ------------------------------------------------------------------------------- Performer
-def favor_unbiasedness_figure(num_features: int = 8, draws: int = 2000, dim: int = 16, scale: float = 0.4,
-                              seed: int = 0) -> go.Figure:
-    """Histogram of single-draw estimates φ(x)ᵀφ(y) of exp(xᵀy) (positive vs trig) and their running means."""
-    g = torch.Generator().manual_seed(seed)
-    x, y = (torch.randn(dim, generator=g, dtype=torch.float64) * scale for _ in range(2))
-    target = math.exp(float(x @ y))
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14,
-                        subplot_titles=(f"{draws} single draws", "running mean over draws"))
-    colors = dict(zip(("positive", "trig"), palette.series_colors(["positive", "trig"])))
-    stds = {}
-    for kernel in ("positive", "trig"):
-        est = np.array([kernel_estimate(x, y, num_features, kernel, False, seed=s).item() for s in range(draws)])
-        stds[kernel] = float(est.std())
-        fig.add_trace(go.Histogram(x=est, name=f"{kernel} features", opacity=0.6, nbinsx=60, legendgroup=kernel,
-                                   marker_color=colors[kernel]), 1, 1)
-        fig.add_trace(go.Scatter(x=np.arange(1, draws + 1), y=np.cumsum(est) / np.arange(1, draws + 1),
-                                 name=f"{kernel} mean", legendgroup=kernel, showlegend=False,
-                                 line=dict(color=colors[kernel])), 1, 2)
-    exact = dict(color=palette.NEUTRALS["ink"], dash="dash", width=1.5)
-    fig.add_vline(x=target, line=exact, row=1, col=1)
-    fig.add_trace(go.Scatter(x=[1, draws], y=[target, target], mode="lines", name="exact exp(xᵀy)", line=exact), 1, 2)
-    fig.update_layout(barmode="overlay")
-    fig.update_xaxes(title="estimate φ(x)ᵀφ(y)", row=1, col=1)
-    fig.update_yaxes(title="draws (count)", row=1, col=1)
-    fig.update_xaxes(type="log", title="number of draws", row=1, col=2)
-    fig.update_yaxes(title="running mean", row=1, col=2)
-    caption = caption_text(
-        f"Single-draw estimates φ(x)ᵀφ(y) of exp(xᵀy) = {target:.3f} (dashed) with m = {num_features} random "
-        f"features in d = {dim}: histogram of {draws} draws (left) and their running means (right)",
-        f"Both kernels are unbiased, but the positive features' spread is {stds['positive']:.2f} against "
-        f"{stds['trig']:.2f} for the trigonometric ones")
-    return finish(fig, "FAVOR+ is unbiased", caption, height=380)
-
-
-def favor_error_figure(num_features=(4, 8, 16, 32, 64, 128, 256), length: int = 64, head_dim: int = 16,
-                       seeds=range(6)) -> go.Figure:
-    """MSE of the attention output against softmax vs m: positive/trig × orthogonal/iid (cf. the paper's Fig. 3)."""
-    q, k = demo_qk(length, head_dim, 0)
-    g = torch.Generator().manual_seed(1)
-    v = torch.randn(1, 1, length, head_dim, generator=g, dtype=torch.float64)
-    ref = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(head_dim), -1) @ v
-    fig = go.Figure()
-    colors = dict(zip(("positive", "trig"), palette.series_colors(["positive", "trig"])))
-    for kernel in ("positive", "trig"):
-        for orth in (True, False):
-            mse = [np.mean([(performer_attention(q, k, v, m, kernel=kernel, orthogonal=orth, seed=s) - ref)
-                            .pow(2).mean().item() for s in seeds]) for m in num_features]
-            fig.add_trace(go.Scatter(x=list(num_features), y=mse, mode="lines+markers",
-                                     name=f"{kernel}, {'orthogonal' if orth else 'iid'}",
-                                     line=dict(color=colors[kernel], dash="solid" if orth else "dot")))
-    fig.update_xaxes(type="log", title="random features m")
-    fig.update_yaxes(type="log", title="MSE vs softmax attention")
-    caption = caption_text(
-        f"Mean squared error of Performer's output against exact softmax attention, L = {length}, d = {head_dim}, "
-        f"mean of {len(list(seeds))} draws: positive or trigonometric features, orthogonal (solid) or iid (dotted) "
-        f"projections (cf. the paper's Fig. 3)")
-    return finish(fig, "Performer error vs number of features", caption)
-
-
-def redraw_figure(num_features: int = 16, redraws: int = 30, length: int = 64, head_dim: int = 16) -> go.Figure:
-    """Each redraw of ω gives a different error (dots); averaging the outputs of successive draws
-    converges to softmax (line) — why the paper redraws features during training instead of fixing one draw."""
-    q, k = demo_qk(length, head_dim, 0)
-    g = torch.Generator().manual_seed(1)
-    v = torch.randn(1, 1, length, head_dim, generator=g, dtype=torch.float64)
-    ref = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(head_dim), -1) @ v
-    outs = [performer_attention(q, k, v, num_features, seed=s) for s in range(redraws)]
-    single = [((o - ref).norm() / ref.norm()).item() for o in outs]
-    running = [((torch.stack(outs[: i + 1]).mean(0) - ref).norm() / ref.norm()).item() for i in range(redraws)]
-    fig = go.Figure([go.Scatter(x=list(range(redraws)), y=single, mode="markers", name="one draw",
-                                marker=dict(color=palette.NEUTRALS["context"])),
-                     go.Scatter(x=list(range(redraws)), y=running, mode="lines", name="average of draws 0..r",
-                                line=dict(color=palette.color("performer")))])
-    fig.update_xaxes(title="redraw r")
-    fig.update_yaxes(title="relative error vs softmax", rangemode="tozero")
-    caption = caption_text(
-        f"Relative error of Performer's output (m = {num_features} features, L = {length}, d = {head_dim}) for each "
-        f"of {redraws} independent draws of the projection ω (dots), and of the average of the outputs of draws "
-        f"0..r (line), which converges to softmax attention: why the paper redraws the features during training")
-    return finish(fig, "Redrawing the random features", caption)
-
-
 def recall_figure(results: dict, title: str = "Associative recall (MQAR)", *, caption: str | None = None) -> go.Figure:
-    """Bar chart ``{mixer: accuracy}``, each bar in its mixer's colour."""
+    """Bar chart ``{mixer: accuracy}``, each bar in its mixer's colour.
+
+    An accuracy may be a list (one per training seed): the bar is then their mean and every seed is drawn
+    as a dot on it, so a mean of one success and one failure is not read as a middling result."""
     names = list(results)
-    fig = go.Figure(go.Bar(x=names, y=[results[n] for n in names], marker_color=palette.series_colors(names),
-                           text=[f"{results[n]:.0%}" for n in names], textposition="outside"))
+    per_seed = {n: np.atleast_1d(np.asarray(results[n], dtype=float)) for n in names}
+    means = [float(per_seed[n].mean()) for n in names]
+    fig = go.Figure(go.Bar(x=names, y=means, marker_color=palette.series_colors(names), name="mean",
+                           text=[f"{m:.0%}" for m in means], textposition="outside", showlegend=False))
+    if any(len(a) > 1 for a in per_seed.values()):
+        xs = [n for n in names for _ in per_seed[n]]
+        fig.add_trace(go.Scatter(x=xs, y=np.concatenate([per_seed[n] for n in names]), mode="markers",
+                                 name="each training seed",
+                                 marker=dict(color=palette.NEUTRALS["ink"], size=7, symbol="diamond")))
     fig.update_yaxes(range=[0, 1.1], title="accuracy on queries", tickformat=".0%")
     fig.update_xaxes(title="mixer")
     default = "Accuracy on the queries after a short training run, one bar per mixer"

@@ -13,8 +13,10 @@ import torch
 from plotly.subplots import make_subplots
 from torch import nn
 
-from ..attention.linformer import linformer_attention, mean_pool_projection, random_projection, singular_values
-from ..attention.reformer import collision_probability, hyperplane_collision_theory, lsh_hash, topk_in_bucket
+from ..attention.linformer import (linformer_attention, mean_pool_projection, random_projection, singular_values,
+                                   theorem2_epsilon, theorem2_projections)
+from ..attention.reformer import (SELF_SCORE, collision_probability, hyperplane_collision_theory, lsh_attention,
+                                  lsh_hash, topk_in_bucket)
 from ..attention.reversible import ReversibleBlock, ReversibleSequence, saved_activation_bytes
 from ..attention.softmax import attention_weights
 from .approx import demo_qk, exact_and_approx_maps
@@ -41,14 +43,20 @@ def spectrum_figure(maps: dict, *, title: str | None = None, caption: str | None
     return finish(fig, title or "Attention matrices are nearly low rank", caption_text(caption or default), height=380)
 
 
-def linformer_rank_figure(ranks=(1, 2, 4, 8, 16, 32, 64), length: int = 128, head_dim: int = 16,
-                          seeds=range(3)) -> go.Figure:
-    """Output error of rank-k attention vs k: untrained projections (mean pooling, random JL) against the
-    best any rank-k map can do (truncated SVD of the exact map, Eckart–Young)."""
+def linformer_rank_curves(ranks=(1, 2, 4, 8, 16, 32, 64), length: int = 128, head_dim: int = 16, seeds=range(3),
+                          delta: float = 0.1) -> dict:
+    """Relative output error ‖out − softmax‖/‖softmax‖ of rank-k attention against k on the structured demo
+    queries (mean over seeds): Linformer with untrained projections (mean pooling; random JL; Theorem 2's
+    E = δR, F = e^{−δ}R), and the truncated SVD of the exact map (the best rank-k map in Frobenius norm,
+    Eckart–Young). ``"theorem2_eps"``: the ε Theorem 2's inequality needs, median over query rows."""
     ranks = [r for r in ranks if r <= length]
-    curves = {"Linformer, mean-pool E = F": [], "Linformer, random JL E, F": [], "best rank-k map (SVD)": []}
+    names = ("Linformer, mean-pool E = F", "Linformer, random JL E, F", f"Linformer, Theorem 2 (δ = {delta:g})",
+             "best rank-k map (SVD)")
+    curves = {name: [] for name in names}
+    eps = []
     for r in ranks:
-        errs = {name: [] for name in curves}
+        errs = {name: [] for name in names}
+        eps_r = []
         for s in seeds:
             q, k = demo_qk(length, head_dim, s)
             v = torch.randn(1, 1, length, head_dim, generator=torch.Generator().manual_seed(s + 50), dtype=torch.float64)
@@ -56,24 +64,40 @@ def linformer_rank_figure(ranks=(1, 2, 4, 8, 16, 32, 64), length: int = 128, hea
             ref = P @ v
             rel = lambda out: ((out - ref).norm() / ref.norm()).item()  # noqa: E731
             pool = mean_pool_projection(r, length)
-            errs["Linformer, mean-pool E = F"].append(rel(linformer_attention(q, k, v, pool, pool)))
-            errs["Linformer, random JL E, F"].append(rel(linformer_attention(q, k, v, random_projection(r, length, s),
-                                                                             random_projection(r, length, s + 1))))
+            E2, F2 = theorem2_projections(r, length, delta, seed=s)
+            errs[names[0]].append(rel(linformer_attention(q, k, v, pool, pool)))
+            errs[names[1]].append(rel(linformer_attention(q, k, v, random_projection(r, length, s),
+                                                          random_projection(r, length, s + 1))))
+            errs[names[2]].append(rel(linformer_attention(q, k, v, E2, F2)))
             U, S, Vh = torch.linalg.svd(P[0, 0])
-            Pk = (U[:, :r] * S[:r]) @ Vh[:r]
-            errs["best rank-k map (SVD)"].append(rel(Pk @ v))
-        for name in curves:
+            errs[names[3]].append(rel(((U[:, :r] * S[:r]) @ Vh[:r]) @ v))
+            eps_r.append(theorem2_epsilon(q, k, v, E2, F2).median().item())
+        for name in names:
             curves[name].append(float(np.mean(errs[name])))
-    styles = palette.series_styles(list(curves))
-    styles[-1] = dict(color=palette.NEUTRALS["ink"], dash="dash")     # the bound, not a method
-    fig = go.Figure([go.Scatter(x=ranks, y=ys, mode="lines+markers", name=name, line=style)
-                     for (name, ys), style in zip(curves.items(), styles)])
+        eps.append(float(np.mean(eps_r)))
+    return {"ranks": ranks, "length": length, "head_dim": head_dim, "seeds": len(list(seeds)), "delta": delta,
+            "curves": curves, "theorem2_eps": eps}
+
+
+def linformer_rank_figure(ranks=(1, 2, 4, 8, 16, 32, 64), length: int = 128, head_dim: int = 16,
+                          seeds=range(3), delta: float = 0.1, curves: dict | None = None) -> go.Figure:
+    """Output error of rank-k attention vs k: untrained projections (mean pooling, random JL, Theorem 2's
+    construction) against the best rank-k map (truncated SVD of the exact map). ``curves`` from
+    :func:`linformer_rank_curves` skips the measurement."""
+    c = curves or linformer_rank_curves(ranks, length, head_dim, seeds, delta)
+    names = list(c["curves"])
+    styles = palette.series_styles(names)
+    styles[-1] = dict(color=palette.NEUTRALS["ink"], dash="dash")     # the best map, not a method
+    fig = go.Figure([go.Scatter(x=c["ranks"], y=ys, mode="lines+markers", name=name, line=style)
+                     for (name, ys), style in zip(c["curves"].items(), styles)])
     fig.update_xaxes(type="log", title="rank k")
     fig.update_yaxes(type="log", title="‖out − softmax‖ / ‖softmax‖")
     caption = caption_text(
-        f"Relative output error of rank-k attention against k, L = {length}, d = {head_dim}, mean of "
-        f"{len(list(seeds))} seeds: Linformer with untrained projections E, F (mean pooling, random JL) against "
-        f"the best any rank-k map can do (truncated SVD of the exact map, Eckart–Young)")
+        f"Relative output error of rank-k attention against k on structured queries and keys, L = {c['length']}, "
+        f"d = {c['head_dim']}, mean of {c['seeds']} seeds: Linformer with untrained projections E, F (mean "
+        f"pooling; random JL; the construction of its Theorem 2, E = δR and F = e^(−δ)R with δ = {c['delta']:g}), "
+        f"and the output of the best rank-k approximation of the exact map in Frobenius norm (truncated SVD, "
+        f"dashed)")
     return finish(fig, "Error vs projection rank", caption)
 
 
@@ -164,6 +188,48 @@ def lsh_sorted_figure(length: int = 64, head_dim: int = 16, n_buckets: int = 8, 
     return finish(fig, "LSH attention: sorting by bucket", caption, height=380)
 
 
+def lsh_rounds_curves(rounds=(1, 2, 4, 8), length: int = 128, head_dim: int = 16, n_buckets: int = 8,
+                      chunk_size: int = 8, seeds=range(2)) -> dict:
+    """Relative error of the LSH attention map against exact shared-QK softmax (self masked) vs hash rounds,
+    with each key counted once across rounds (``dedup``, the paper's correction) and without; mean over seeds."""
+    out = {"rounds": list(rounds), "length": length, "head_dim": head_dim, "n_buckets": n_buckets,
+           "chunk_size": chunk_size, "seeds": len(list(seeds)), "dedup": [], "duplicates": []}
+    eye = torch.eye(length, dtype=torch.float64)[None, None]
+    for r in rounds:
+        errs = {"dedup": [], "duplicates": []}
+        for s in seeds:
+            q, _ = demo_qk(length, head_dim, s)
+            keys = torch.nn.functional.normalize(q, dim=-1)
+            scores = (q @ keys.transpose(-1, -2) / math.sqrt(head_dim)).masked_fill(
+                torch.eye(length, dtype=torch.bool), SELF_SCORE)
+            exact = torch.softmax(scores, -1)
+            for key, dedup in (("dedup", True), ("duplicates", False)):
+                approx = lsh_attention(q, eye, n_buckets, r, chunk_size, seed=s, dedup=dedup)
+                errs[key].append(((approx - exact).norm() / exact.norm()).item())
+        for key in errs:
+            out[key].append(float(np.mean(errs[key])))
+    return out
+
+
+def lsh_rounds_figure(rounds=(1, 2, 4, 8), length: int = 128, head_dim: int = 16, curves: dict | None = None
+                      ) -> go.Figure:
+    """LSH attention's map error against the number of hash rounds, with and without counting each key once."""
+    c = curves or lsh_rounds_curves(rounds, length, head_dim)
+    names = ["each key once (paper)", "duplicates counted"]
+    styles = palette.series_styles(["reformer", "reformer"])
+    fig = go.Figure([go.Scatter(x=c["rounds"], y=c[key], mode="lines+markers", name=name, line=style)
+                     for key, name, style in zip(("dedup", "duplicates"), names, styles)])
+    fig.update_xaxes(type="log", title="hash rounds n_hashes")
+    fig.update_yaxes(title="‖Â − A‖ / ‖A‖", rangemode="tozero")
+    caption = caption_text(
+        f"Relative error of the LSH attention map against exact shared-QK softmax attention, L = {c['length']}, "
+        f"d = {c['head_dim']}, {c['n_buckets']} buckets, chunks of {c['chunk_size']}, mean of {c['seeds']} "
+        f"seeds, when a key found by several rounds is counted once (the paper's correction: its scores "
+        f"lowered by log N) or once per round",
+        f"At {c['rounds'][-1]} rounds: {c['dedup'][-1]:.2f} against {c['duplicates'][-1]:.2f}")
+    return finish(fig, "Hash rounds and duplicate keys", caption)
+
+
 def reversible_memory_figure(depths=(1, 2, 4, 8, 16), width: int = 64, length: int = 128) -> go.Figure:
     """Bytes autograd keeps for backward vs depth: ordinary residual stack vs reversible stack (measured)."""
     x = torch.randn(1, length, 2 * width, requires_grad=True)
@@ -209,16 +275,16 @@ def trained_attention_maps(model, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def recall_model_maps(n_pairs: int = 6, steps: int = 300, d_model: int = 64, n_heads: int = 2,
-                      seed: int = 0) -> tuple[torch.Tensor, float]:
+                      seed: int = 0, device: str = "cpu") -> tuple[torch.Tensor, float]:
     """Train a small 2-layer softmax ``SequenceModel`` on associative recall with ``postlib.train``'s
-    one recipe and return its attention maps on held-out sequences, plus the final training loss —
-    "real" attention matrices for the spectrum figure."""
+    one recipe (on ``device``) and return its attention maps on held-out sequences (on the CPU), plus the
+    final training loss — "real" attention matrices for the spectrum figure."""
     from ..tasks import associative_recall
     from ..train import train_on_task
     task = dict(n_pairs=n_pairs, n_keys=4 * n_pairs, n_values=4 * n_pairs)
     x, y, vocab = associative_recall(4000, seed=seed, **task)
     x_test, y_test, _ = associative_recall(256, seed=seed + 1, **task)
     result = train_on_task("softmax", (x, y), (x_test, y_test), vocab, d_model=d_model, n_layers=2, steps=steps,
-                           batch_size=64, seed=seed, device="cpu", max_length=x.shape[1],
+                           batch_size=64, seed=seed, device=device, max_length=x.shape[1],
                            mixer_config={"n_heads": n_heads})
-    return trained_attention_maps(result.model, x_test[:4]), result.losses[-1][1]
+    return trained_attention_maps(result.model, x_test[:4].to(device)).cpu(), result.losses[-1][1]

@@ -112,3 +112,16 @@ def test_linear_mixer_is_an_rnn():
     assert S.shape == (2, 2, 8, 8) and z.shape == (2, 2, 8)       # fixed size, independent of t
     with pytest.raises(ValueError, match="backend must be one of"):
         postlib.build_mixer("linear", 16, backend="nope")
+
+
+def test_causal_reference_refuses_more_queries_than_keys_like_the_fast_forms():
+    """Causal queries are aligned to the end of the keys: with L_q > L_k the first queries would have no key
+    (a negative slice, silently garbage). Both the loop and the fast forms refuse it; L_q < L_k (a decoder
+    reading a cache) stays legal for the loop and equals softmax-style end alignment."""
+    q, k, v = _qkv(9)
+    with pytest.raises(ValueError, match="at least as many keys as queries"):
+        linear_attention_reference(q, k[:, :, :4], v[:, :, :4], causal=True)
+    with pytest.raises(ValueError, match="same length"):
+        linear_attention(q, k[:, :, :4], v[:, :, :4], causal=True)
+    last = linear_attention_reference(q[:, :, -3:], k, v, causal=True)
+    torch.testing.assert_close(last, linear_attention_reference(q, k, v, causal=True)[:, :, -3:])

@@ -71,3 +71,19 @@ def test_mixer_rejects_too_long_inputs():
     assert m(torch.randn(1, 8, 16)).shape == (1, 8, 16)
     with pytest.raises(ValueError, match="max_length 8"):
         m(torch.randn(1, 9, 16))
+
+
+def test_theorem2_construction_tends_to_one_output_for_every_query():
+    """E = δR, F = e^{−δ}R: as δ → 0 softmax(w δRᵀ) → 1/k, so every query gets (1/k)·1ᵀ F V (the proof's
+    construction, measured in the chapter)."""
+    from postlib.attention.linformer import theorem2_epsilon, theorem2_projections
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 20, 8, generator=g, dtype=torch.float64) for _ in range(3))
+    E, F = theorem2_projections(6, 20, 1e-7, seed=3)
+    out = linformer_attention(q, k, v, E, F)
+    torch.testing.assert_close(out, (F @ v).mean(2, keepdim=True).expand_as(out), rtol=1e-5, atol=1e-6)
+    eye = torch.eye(20, dtype=torch.float64)
+    assert theorem2_epsilon(q, k, v, eye, eye).abs().max() < 1e-12          # exact projections need ε = 0
+    assert theorem2_epsilon(q, k, v, E, F).shape == (1, 2, 20)
+    with pytest.raises(ValueError, match="delta must be > 0"):
+        theorem2_projections(6, 20, 0.0)

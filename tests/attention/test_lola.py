@@ -51,3 +51,22 @@ def test_lola_rejects_bad_arguments():
         lola_attention(q, k, v, window=0)
     with pytest.raises(ValueError, match="one shape"):
         lola_attention(q, k, v[..., :3])
+
+
+def test_oldest_eviction_keeps_the_most_recent_tokens_and_recall_eviction_keeps_the_pairs():
+    """The ablation: evicting the oldest pair keeps the last window + sparse tokens; evicting by self-recall
+    error keeps the stored pairs over the query tokens (values 0) on the recall probe, and recalls better."""
+    from postlib.attention.lola import lola_memory_trace, recall_error, recall_probe
+    q, k, v, asked = recall_probe(8, 16, seed=0)
+    L = k.shape[2]
+    cache = init_cache(1, 1, 6, 16, dtype=torch.float64)
+    for t in range(L):
+        _, cache = lola_step(k[:, :, t], k[:, :, t], v[:, :, t], cache, window=2, evict="oldest")
+    assert sorted(cache["pos"][0, 0].tolist()) == list(range(L - 6, L))
+    kept = [j for j in lola_memory_trace(k[0, 0], v[0, 0], window=2, sparse=4)[-1].tolist() if j < L - 2]
+    assert all(j < 8 for j in kept) and len(kept) == 4                        # pairs, not queries
+    by_recall = recall_error(lola_attention(q, k, v, window=2, sparse=4), v, asked)
+    by_age = recall_error(lola_attention(q, k, v, window=2, sparse=4, evict="oldest"), v, asked)
+    assert by_recall < by_age - 0.1
+    with pytest.raises(ValueError, match="evict must be one of"):
+        lola_attention(q, k, v, evict="newest")

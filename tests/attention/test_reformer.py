@@ -7,7 +7,7 @@ from torch import nn
 
 from postlib.attention import softmax_attention
 from postlib.attention.reformer import (collision_probability, hyperplane_collision_theory, lsh_attention,
-                                        lsh_attention_reference, lsh_hash, topk_in_bucket)
+                                        lsh_attention_reference, lsh_hash, lsh_union_reference, topk_in_bucket)
 from postlib.attention.reversible import ReversibleBlock, ReversibleSequence, saved_activation_bytes
 from postlib.testing import rel_rms
 
@@ -22,11 +22,26 @@ def _qkv(L, D=8, seed=0):
 @pytest.mark.parametrize("L", [1, 7, 13, 40])
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("n_hashes", [1, 3])
-def test_equals_reference_loop(L, causal, n_hashes):
+@pytest.mark.parametrize("dedup", [True, False])
+def test_equals_reference_loop(L, causal, n_hashes, dedup):
     qk, v = _qkv(L)
-    out, buckets = lsh_attention(qk, v, n_buckets=4, n_hashes=n_hashes, chunk_size=4, causal=causal, return_buckets=True)
-    ref = lsh_attention_reference(qk, v, buckets, n_buckets=4, chunk_size=4, causal=causal)
+    out, buckets = lsh_attention(qk, v, n_buckets=4, n_hashes=n_hashes, chunk_size=4, causal=causal,
+                                 return_buckets=True, dedup=dedup)
+    ref = lsh_attention_reference(qk, v, buckets, n_buckets=4, chunk_size=4, causal=causal, dedup=dedup)
     assert rel_rms(ref, out) < 1e-12
+
+
+@pytest.mark.parametrize("L, chunk", [(13, 4), (40, 8), (7, 8)])
+@pytest.mark.parametrize("causal", [False, True])
+def test_dedup_is_exactly_softmax_over_the_union_of_rounds(L, chunk, causal):
+    """The paper's correction (scores − log N_ij) makes the combination of rounds exactly the softmax over the
+    union of their key sets; without it, keys found by several rounds weigh more (a different, wrong answer)."""
+    qk, v = _qkv(L, seed=L)
+    out, buckets = lsh_attention(qk, v, 4, 4, chunk, causal=causal, return_buckets=True)
+    union = lsh_union_reference(qk, v, buckets, 4, chunk, causal)
+    assert rel_rms(union, out) < 1e-12
+    if L > chunk:
+        assert rel_rms(union, lsh_attention(qk, v, 4, 4, chunk, causal=causal, buckets=buckets, dedup=False)) > 1e-3
 
 
 def test_one_chunk_covering_everything_is_shared_qk_softmax():

@@ -51,7 +51,8 @@ def _wrong(x):
     return x
 '''
 
-# Learners who call the library instead of implementing: every one must score 0.
+# Learners who call the library instead of implementing: every one must score 0. (An exercise whose answer a
+# later solution reuses, such as sparse_attention.sliding_mask, is left out: the later one would fail too.)
 CHEATS = {
     "baseline.softmax_attention": ("from postlib.attention import softmax_attention as sa\n"
                                    "check_softmax_attention(lambda q, k, v: sa(q, k, v))"),
@@ -71,6 +72,8 @@ CHEATS = {
     "kernel_attention.linear_attention_rnn": (
         "from postlib.attention.linear import linear_attention\n"
         "check_linear_attention_rnn(lambda q, k, v: linear_attention(q, k, v, causal=True))"),
+    "lola.self_recall_error": ("from postlib.attention.lola import self_recall_error\n"
+                               "check_self_recall_error(lambda k, v, S, z: self_recall_error(k, v, S, z))"),
     "lowrank_hashing.linformer": ("from postlib.attention.linformer import linformer_attention\n"
                                   "check_linformer(linformer_attention)"),
     "ssm.bilinear": ("from postlib.ssm.discretize import discretize\n"
@@ -86,6 +89,22 @@ CHEATS = {
     "ssm.scan_step": ("from postlib.ssm.scan import selective_scan\n"
                       "check_scan_step(lambda x, u, d, A, B, C: (x, selective_scan(u[..., None], d[..., None], A, "
                       "B[..., None], C[..., None])[..., 0]))"),
+    "mixing.wkv_weights": "from postlib.recurrent.wkv import wkv_weights\ncheck_wkv_weights(wkv_weights)",
+    "mixing.wkv_step": "from postlib.recurrent.wkv import wkv_step\ncheck_wkv_step(wkv_step)",
+    "sparse_attention.window_attention": (
+        "from postlib.sparse import sparse_attention\n"
+        "check_window_attention(lambda q, k, v, w: sparse_attention(q, k, v, 'sliding', causal=True, window=w))"),
+    "recurrent_causal.decay_matrix": "from postlib.recurrent.retention import decay_matrix\ncheck_decay_matrix(decay_matrix)",
+    "recurrent_causal.recurrent_retention": ("from postlib.recurrent.retention import retention_recurrent\n"
+                                             "check_recurrent_retention(retention_recurrent)"),
+    "recurrent_causal.chunkwise_retention": (
+        "from postlib.recurrent.retention import retention_chunkwise\n"
+        "check_chunkwise_retention(lambda q, k, v, g, c: retention_chunkwise(q, k, v, g, chunk_size=c))"),
+    "recurrent_causal.rel_shift": "from postlib.recurrent.transformer_xl import rel_shift\ncheck_rel_shift(rel_shift)",
+    "lab_outlook.topk_attention": ("from postlib.outlook.long_context import topk_attention\n"
+                                   "check_topk_attention(topk_attention)"),
+    "lab_outlook.stream_segments": ("from postlib.outlook.long_context import stream_linear_attention\n"
+                                    "check_stream_segments(lambda segments: stream_linear_attention(segments))"),
 }
 
 

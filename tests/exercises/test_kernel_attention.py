@@ -1,6 +1,8 @@
 """Kernel-attention checkers: correct answers pass, typical mistakes fail, stubs never raise."""
 import math
 
+import pytest
+
 import torch
 import torch.nn.functional as F
 
@@ -75,3 +77,52 @@ def test_stubs_report_not_implemented(capsys):
                     ex.check_positive_features, ex.check_kernel_trick_cost):
         assert checker(stub) is False
     assert capsys.readouterr().out.count("not implemented yet") == 5
+
+
+def test_rnn_hints_name_the_actual_mistake(capsys):
+    """Reading S and z before adding token t gets the "before" hint; a state that does not accumulate (first
+    token right, later ones wrong) gets the "accumulating" hint — never the other way round."""
+    def read_before_update(q, k, v):
+        B, H, L, D = q.shape
+        S, z, outs = q.new_zeros(B, H, D, v.shape[-1]), q.new_zeros(B, H, D), []
+        for t in range(L):
+            outs.append(torch.einsum("bhd,bhdv->bhv", phi(q[:, :, t]), S)
+                        / (torch.einsum("bhd,bhd->bh", phi(q[:, :, t]), z)[..., None] + 1e-6))
+            S = S + phi(k[:, :, t])[..., None] * v[:, :, t, None, :]
+            z = z + phi(k[:, :, t])
+        return torch.stack(outs, 2)
+
+    def no_accumulation(q, k, v):
+        S = phi(k)[..., :, None] * v[..., None, :]
+        num = torch.einsum("bhtd,bhtdv->bhtv", phi(q), S)
+        return num / ((phi(q) * phi(k)).sum(-1, keepdim=True) + 1e-6)
+
+    assert not ex.check_linear_attention_rnn(read_before_update)
+    out = capsys.readouterr().out
+    assert "before" in out and "accumulating" not in out
+    assert not ex.check_linear_attention_rnn(no_accumulation)
+    out = capsys.readouterr().out
+    assert "accumulating" in out and "*before*" not in out
+
+
+def test_questions(capsys):
+    right = 32 * 32 * (128 * 128 + 128) * 2 / 2**20
+    assert ex.check_linear_state_mib(right) and ex.check_linear_state_mib(32.0)       # z is 1% of the state
+    assert not ex.check_linear_state_mib(2 * right) and "2 bytes" in capsys.readouterr().out
+    assert not ex.check_linear_state_mib(right / 32) and "every head of every layer" in capsys.readouterr().out
+    assert ex.check_which_stabiliser("b")
+    assert not ex.check_which_stabiliser("a") and "future" in capsys.readouterr().out
+    p = ex.predict_favor_average
+    p.reset()
+    try:
+        p("a")
+        stalls = [1.0] * 9 + [0.42] * 100 + [0.40]
+        assert p.reveal(stalls) is False and "unbiased" in capsys.readouterr().out
+        p.reset()
+        p("b")
+        assert p.reveal(stalls) is True
+        p.reset()
+        with pytest.raises(AssertionError, match="not the stored answer"):
+            p.reveal([1.0] * 9 + [0.4] * 100 + [0.05])      # a run that converged would contradict the key
+    finally:
+        p.reset()

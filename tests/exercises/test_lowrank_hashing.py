@@ -57,3 +57,23 @@ def test_stubs_report_not_implemented(capsys):
                     ex.check_reversible_inverse):
         assert checker(stub) is False
     assert capsys.readouterr().out.count("not implemented yet") == 5
+
+
+def test_questions(capsys):
+    import pytest
+    assert ex.check_collision_in_rounds(1 - (1 / 3) ** 3)
+    assert not ex.check_collision_in_rounds(2 / 3) and "one round" in capsys.readouterr().out
+    assert not ex.check_collision_in_rounds((2 / 3) ** 3) and "every" in capsys.readouterr().out
+    assert not ex.check_collision_in_rounds((1 / 3) ** 3) and "complement" in capsys.readouterr().out
+    assert ex.check_which_generates("c")
+    assert not ex.check_which_generates("b") and "later tokens hash" in capsys.readouterr().out
+    p = ex.predict_sharper_rank
+    p.reset()
+    try:
+        p("b")
+        assert p.reveal((7, 11)) is False and "permutation" in capsys.readouterr().out
+        p.reset()
+        with pytest.raises(AssertionError, match="not the stored answer"):
+            p.reveal((11, 7))
+    finally:
+        p.reset()

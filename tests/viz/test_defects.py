@@ -26,7 +26,7 @@ def test_approximation_heatmaps_have_no_empty_bands_and_say_what_linear_is():
 
 
 def test_favor_figure_has_no_annotation_under_a_line():
-    fig = catalogue.figure("approx.favor_unbiasedness_figure")
+    fig = catalogue.figure("favor.favor_unbiasedness_figure")
     panel_titles = {"300 single draws", "running mean over draws"}
     assert {a.text for a in fig.layout.annotations} == panel_titles
     assert any(t.name == "exact exp(xᵀy)" for t in fig.data)   # the target is a legend entry instead

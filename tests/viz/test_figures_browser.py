@@ -86,7 +86,7 @@ def test_figures_in_a_shadow_root_and_replaced_figures_get_the_phone_layout():
     import json
 
     first = json.loads(catalogue.figure("ssm.memory_figure").to_json())
-    second = json.loads(catalogue.figure("approx.favor_error_figure").to_json())
+    second = json.loads(catalogue.figure("favor.favor_error_figure").to_json())
     with browser_page() as (page, record):
         open_page(page)
         page.set_viewport_size({"width": PHONE, "height": 900})
