@@ -127,3 +127,17 @@ def test_bibliography_has_no_raw_latex_math():
     """sphinxcontrib-bibtex prints $...$ in titles literally: write O(n²), not $O(n^2)$."""
     text = (ROOT / "references.bib").read_text()
     assert "$" not in text, [line.strip() for line in text.splitlines() if "$" in line]
+
+
+def test_bibliography_parses_and_every_citation_has_an_entry():
+    """A broken entry (an unclosed brace after a merge) otherwise shows only in the full book build."""
+    import re
+
+    from pybtex.database import parse_file
+
+    keys = set(parse_file(str(ROOT / "references.bib"), bib_format="bibtex").entries)
+    cited = set()
+    for page in (ROOT / "chapters").rglob("*.md"):
+        for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", page.read_text()):
+            cited.update(key.strip() for key in group.split(","))
+    assert cited - keys == set(), f"cited but not in references.bib: {sorted(cited - keys)}"
