@@ -10,7 +10,6 @@ The LoLA page reads the file; its live run is the operator-level probe, which ne
 from __future__ import annotations
 
 import json
-import time
 
 from ._args import int_list
 
@@ -65,7 +64,6 @@ def train_runs(runs, *, pairs, keys, train, test, steps, batch, lr, d_model, hea
     for mixer, config in runs:
         train_config = {k: v for k, v in config.items() if k != "eval_sparse"}
         for seed in seeds:
-            start = time.perf_counter()
             res = train_on_task(mixer, (x, y), (x_test, y_test), vocab, d_model=d_model, n_layers=2, steps=steps,
                                 batch_size=batch, lr=lr, seed=seed, device=device, max_length=x.shape[1],
                                 mixer_config={"n_heads": heads, **train_config})
@@ -80,7 +78,7 @@ def train_runs(runs, *, pairs, keys, train, test, steps, batch, lr, d_model, hea
                 accuracy = sum(accs) / len(accs)                    # as train_on_task scores it
             rows.append({"name": label(mixer, config), "mixer": mixer, "config": json.dumps(config), "seed": seed,
                          "accuracy": float(accuracy), "steps": steps, "pairs": pairs, "length": int(x.shape[1]),
-                         "seconds": time.perf_counter() - start})
+                         "seconds": res.seconds})                  # training time, timed by train_on_task
             if progress:
                 print(f"{rows[-1]['name']:32s} seed {seed}: accuracy {res.accuracy:.1%}", flush=True)
     return rows
