@@ -6,14 +6,16 @@ recorded race (``cpu_race.json``, and ``gpu_race.json`` when a GPU run exists); 
 a file is missing.
 
 The composer builds a ``postlib.models.SequenceModel`` from one mixer per layer, shows the stack and
-its decoding state measured by stepping (``decoding_state_bytes``), and the recorded arena result of
-that stack when the arena has one. Otherwise **Train** runs a quick MQAR run live
+its decoding state measured by stepping (``decoding_state_bytes``, measured once per stack for the whole
+server and drawn against the tokens read with ``postlib.viz.arena.state_growth_figure``), and the recorded
+arena result of that stack when the arena has one. Otherwise **Train** runs a quick MQAR run live
 (``postlib.train.train_on_task``) in a background thread, one run at a time for the whole server
 (``apps.measure.MEASURE_LOCK``), with a progress bar; its memory is checked first against the budget
 (``composer_bytes``, bounded by a measurement in ``tests/apps/test_arena_page.py``).
 """
 from __future__ import annotations
 
+import functools
 import threading
 
 import panel as pn
@@ -28,7 +30,7 @@ from postlib import bench
 from postlib.bench.experiments.arena import accuracy_table
 from postlib.models import SequenceModel, needs_positions, stack_label
 from postlib.tasks import associative_recall
-from postlib.viz.arena import accuracy_table_figure, extrapolation_figure, state_recall_figure
+from postlib.viz.arena import accuracy_table_figure, extrapolation_figure, state_growth_figure, state_recall_figure
 from postlib.viz.scaling import scaling_figure
 
 ARENA_FILE = "cpu_arena.json"
@@ -38,7 +40,8 @@ VIEWS = {"recall vs state (MQAR)": "mqar", "accuracy vs length (induction)": "in
 MAX_LAYERS = 4
 # The composer's live run: small enough for tens of seconds on one CPU thread.
 LIVE = dict(d_model=32, steps=150, batch=16, n_train=1024, n_test=128, pairs=4, keys=16, lr=3e-3, seed=0)
-STATE_LENGTHS = (16, 64)
+STATE_LENGTHS = (16, 64)                # the two lengths the composer's sentence compares
+GROWTH_LENGTHS = (1, 4, 16, 64)         # the composer's state-growth figure
 # Process-wide: a stack trained once is shown to every later session at once.
 LIVE_RESULTS: dict[tuple, dict] = {}
 
@@ -61,6 +64,26 @@ def composer_bytes(stack: tuple[str, ...], d_model: int = LIVE["d_model"], batch
     n_params += 2 * vocab * d_model + length * d_model
     total += len(stack) * 24 * batch * length * d_model * 4 + 4 * n_params * 4 + 8 * 2 ** 20
     return int(total)
+
+
+@functools.lru_cache(maxsize=256)
+def stack_state_bytes(stack: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    """``(length, bytes)`` of the decoding state ``stack`` holds after reading each of ``GROWTH_LENGTHS`` tokens,
+    measured by stepping a freshly built model. Shapes only, so measured once per stack for the whole server."""
+    model = SequenceModel(list(stack), vocab_size=2 * LIVE["keys"], d_model=LIVE["d_model"]).eval()
+    with torch.no_grad():
+        return tuple((n, model.decoding_state_bytes(torch.zeros(1, n, dtype=torch.long))) for n in GROWTH_LENGTHS)
+
+
+def stack_state_figure(stack: tuple[str, ...]):
+    """The composed stack's decoding state against the tokens it has read (a KV cache grows, a state does not)."""
+    label = stack_label(list(stack))
+    rows = [dict(name=label, length=n, state_bytes=b) for n, b in stack_state_bytes(stack)]
+    return state_growth_figure(
+        rows, title="What the composed stack keeps while decoding",
+        caption=(f"Bytes of the decoding state of `{label}` (d_model {LIVE['d_model']}) after reading L tokens "
+                 f"(L in {list(GROWTH_LENGTHS)}), measured by stepping its init_state/step through the sequence: "
+                 "a softmax layer's KV cache grows with every token, a recurrent state stays flat"))
 
 
 def recorded_arena() -> dict | None:
@@ -97,6 +120,7 @@ class ArenaPage(Page):
         self.race_info = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.race_figure = captioned_figure(css_classes=["arena-race"], visible=False)
         self.stack_info = pn.pane.Markdown("", sizing_mode="stretch_width", css_classes=["arena-stack"])
+        self.state_figure = captioned_figure(css_classes=["arena-state"])
         self.status = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.progress = pn.indicators.Progress(value=0, max=LIVE["steps"], visible=False,
                                                sizing_mode="stretch_width", bar_color="primary")
@@ -168,8 +192,7 @@ class ArenaPage(Page):
     @guarded
     def compose(self) -> None:
         stack = self.stack()
-        model = SequenceModel(list(stack), vocab_size=2 * LIVE["keys"], d_model=LIVE["d_model"]).eval()
-        sizes = {n: model.decoding_state_bytes(torch.zeros(1, n, dtype=torch.long)) for n in STATE_LENGTHS}
+        sizes = dict(stack_state_bytes(stack))
         grows = sizes[STATE_LENGTHS[1]] - sizes[STATE_LENGTHS[0]]
         lines = [f"**Stack** ({len(stack)} layers, d_model {LIVE['d_model']}): "
                  + " → ".join(f"`{m}`" for m in stack),
@@ -187,6 +210,7 @@ class ArenaPage(Page):
         else:
             lines.append("No recorded result for this stack: press **Train** for a quick live MQAR run.")
         self.stack_info.object = "\n\n".join(lines)
+        self.state_figure.object = cached_figure(stack_state_figure, stack)
         self.train_button.disabled = bool(recorded) or stack in LIVE_RESULTS or self.running
 
     def recorded_result(self, stack: tuple[str, ...]) -> dict | None:
@@ -294,7 +318,7 @@ class ArenaPage(Page):
                 basis_px=200),
             self.race_info, self.race_figure,
             rule(), section("## Hybrid composer\nPick one causal mixer per layer."),
-            beside(composer, stack(self.refusal, self.stack_info, self.status, self.progress)))
+            beside(composer, stack(self.refusal, self.stack_info, self.status, self.progress, self.state_figure)))
 
 
 def live_sentence(result: dict) -> str:

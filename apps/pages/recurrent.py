@@ -184,11 +184,13 @@ class RecurrentPage(Page):
 
     # ----- layout -----------------------------------------------------------------------------
     def __panel__(self):
+        # Heads first: the page's first slider moves in whole steps that its handle reports (noUiSlider's
+        # aria-valuenow is rounded to one decimal, so γ₀'s 0.001 steps from 0.969 all read "1.0").
         decay_settings = stack(
-            pn.widgets.FloatSlider.from_param(self.param.gamma_0, label="γ₀ (fastest head)", step=0.001,
-                                              format="0.000"),
             pn.widgets.IntSlider.from_param(self.param.n_heads, label="heads"),
             self.head_slider,
+            pn.widgets.FloatSlider.from_param(self.param.gamma_0, label="γ₀ (fastest head)", step=0.001,
+                                              format="0.000"),
             pn.widgets.DiscreteSlider.from_param(self.param.decay_length, label="length L"))
         state_settings = stack(
             pn.widgets.FloatSlider.from_param(self.param.state_gamma, label="γ", step=0.01),
