@@ -13,6 +13,7 @@ Performer's random-feature figures are in :mod:`postlib.viz.favor`, LoLA's in :m
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 import plotly.graph_objects as go
@@ -194,6 +195,14 @@ def rnn_state_figure(length: int = 16, head_dim: int = 8, seed: int = 0) -> go.F
     return frames_figure(rnn_state_step, "t", range(length), length=length, head_dim=head_dim, seed=seed)
 
 
+TICK_CHARS = 12           # characters per line of a category label (about 80 px at 12 px)
+
+
+def _tick_lines(name) -> str:
+    """A category label broken into lines of at most ``TICK_CHARS`` characters (plotly's ``<br>``)."""
+    return "<br>".join(textwrap.wrap(str(name), TICK_CHARS)) or str(name)
+
+
 def recall_figure(results: dict, title: str = "Associative recall (MQAR)", *, caption: str | None = None) -> go.Figure:
     """Bar chart ``{mixer: accuracy}``, each bar in its mixer's colour.
 
@@ -210,6 +219,8 @@ def recall_figure(results: dict, title: str = "Associative recall (MQAR)", *, ca
                                  name="each training seed",
                                  marker=dict(color=palette.NEUTRALS["ink"], size=7, symbol="diamond")))
     fig.update_yaxes(range=[0, 1.1], title="accuracy on queries", tickformat=".0%")
-    fig.update_xaxes(title="mixer")
+    # A long mixer name ("lola (window 4, sparse 4)") would be drawn slanted and push the plot's right
+    # margin in on a phone: each name is broken into short lines instead.
+    fig.update_xaxes(title="mixer", tickmode="array", tickvals=names, ticktext=[_tick_lines(n) for n in names])
     default = "Accuracy on the queries after a short training run, one bar per mixer"
     return finish(fig, title, caption_text(caption or default))

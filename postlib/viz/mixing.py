@@ -132,8 +132,18 @@ def wkv_state_figure(t: int, trace: dict, *, title: str | None = None, caption: 
     for key, name, style in (("log_num_abs", "numerator |a|·e^p", styles[0]), ("log_den", "denominator b·e^p", styles[1])):
         y = np.where(seen, np.exp(np.clip(trace[key], -700, 700)), np.nan)
         fig.add_trace(go.Scatter(x=tokens, y=y, mode="lines+markers", name=name, line=style), row=2, col=1)
-    fig.update_yaxes(title_text="weight, value", row=1, col=1)
-    fig.update_yaxes(title_text="sum", type="log", row=2, col=1)
+    # Both y ranges come from the whole trace, not from the tokens seen by t: every frame of an animation
+    # (frames_figure) then shares its axes and their tick labels, instead of rescaling token by token.
+    log_w = trace["log_weights"]
+    all_w = np.exp(log_w - np.max(log_w, axis=1, keepdims=True))
+    all_w = all_w / all_w.sum(axis=1, keepdims=True)
+    lo, hi = min(0.0, float(np.min(trace["v"]))), max(float(np.max(all_w)), float(np.max(trace["v"])))
+    pad = 0.06 * (hi - lo or 1.0)
+    fig.update_yaxes(title_text="weight, value", range=[lo - pad, hi + pad], row=1, col=1)
+    sums = np.concatenate([trace["log_num_abs"], trace["log_den"]])
+    sums = np.clip(sums[np.isfinite(sums)], -700, 700) / np.log(10)      # a zero numerator (log −inf) is not drawn
+    log_range = [float(sums.min()) - 0.15, float(sums.max()) + 0.15] if sums.size else None
+    fig.update_yaxes(title_text="sum", type="log", range=log_range, row=2, col=1)
     fig.update_xaxes(title_text="token i", row=2, col=1)
     fig.update_xaxes(range=[-0.5, L - 0.5])
     default = (f"One WKV channel, w = {trace['w']:g}, u = {trace['u']:g}, {L} tokens. Top: the weights output t gives "
