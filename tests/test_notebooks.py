@@ -141,3 +141,16 @@ def test_bibliography_parses_and_every_citation_has_an_entry():
         for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", page.read_text()):
             cited.update(key.strip() for key in group.split(","))
     assert cited - keys == set(), f"cited but not in references.bib: {sorted(cited - keys)}"
+
+
+def test_figure_labels_are_unique_across_the_book():
+    """Sphinx labels are global: two pages with ``:name: fig-try-it`` fail the build (--warningiserror)."""
+    import collections
+    import re
+
+    owners = collections.defaultdict(set)
+    for page in (ROOT / "chapters").rglob("*.md"):
+        for label in re.findall(r"^:name:\s*(\S+)", page.read_text(), re.M):
+            owners[label].add(page.relative_to(ROOT).as_posix())
+    shared = {label: sorted(pages) for label, pages in owners.items() if len(pages) > 1}
+    assert not shared, f"labels used on several pages (prefix them with the page's name): {shared}"
