@@ -144,7 +144,12 @@ class ArenaPage(Page):
                                       "`python -m postlib.bench arena`.")
             self.arena_figure.visible = False
             return
-        self.arena_info.object = (f"Recorded: {self.doc['title']}. {bench_provenance(self.doc)} "
+        runs = self.doc.get("runs", [])     # a record joined from runs with one configuration and seeds
+        added = ("" if len(runs) < 2 else
+                 f"Added later with the same configuration and seeds: "
+                 f"{', '.join(n for run in runs[1:] for n in run['entrants'])} "
+                 f"({bench_provenance({'provenance': runs[1]['provenance']}).rstrip('.')}). ".replace("(Measured on ", "(on "))
+        self.arena_info.object = (f"Recorded: {self.doc['title']}. {bench_provenance(self.doc)} {added}"
                                   f"Skipped: {', '.join(self.doc['skipped']) or 'none'}.")
         rows = tuple(frozen(r) for r in self.doc["rows"] if r.get("name") in self.entrants)
         if not rows:
