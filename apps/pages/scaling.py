@@ -53,6 +53,9 @@ def lengths_for(log2_range) -> list[int]:
     return [2 ** k for k in range(lo, hi + 1)]
 
 
+PREFERRED_RECORDS = ("cpu_attention_memory.json",)
+
+
 def default_mixers(names: list[str]) -> list[str]:
     """Softmax beside one cheap sub-quadratic mixer, when registered: the contrast the page is about."""
     picks = [n for n in ("softmax",) if n in names]
@@ -214,6 +217,12 @@ class ScalingPage(Page):
         metric_label = next(k for k, v in METRICS.items() if v == self.metric)
         title = f"{metric_label} vs length — {self.mode.replace('_', ' + ')}, d_model {self.d_model}, {self.device}"
         drawable = plottable_rows(rows, self.metric)
+        # A curve needs two lengths: a lone point has no slope, and its degenerate log axes froze plotly
+        # (the page's main thread) when the phone layout redrew the figure.
+        lengths = {}
+        for r in drawable:
+            lengths.setdefault(r["name"], set()).add(r["length"])
+        drawable = [r for r in drawable if len(lengths[r["name"]]) >= 2]
         if drawable:
             self.figure.object = scaling_figure(drawable, metric=self.metric, title=title, fit=True)
         self.figure.visible = bool(drawable)  # nothing measured yet: the status line says so, no empty axes
@@ -247,7 +256,9 @@ class ScalingPage(Page):
         self.param.recorded.objects = list(files)  # a copy: param may append the default (None) in place
         before = self.recorded
         if self.recorded not in files:
-            self.recorded = files[0] if files else None  # redraws through show_recorded's param.depends
+            # The memory wall (two forms, one mode) opens the page; every other file is one choice away.
+            preferred = [f for f in PREFERRED_RECORDS if f in files]
+            self.recorded = (preferred or files or [None])[0]  # redraws through show_recorded's param.depends
         self.recorded_select.visible = bool(files)  # an empty list would show a lone "None"
         if self.recorded == before:
             self.show_recorded()

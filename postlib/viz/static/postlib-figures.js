@@ -139,7 +139,7 @@
       if (k in own) setPath(wide, k, own[k]);
     });
     if (typeof wide.height !== "number") wide.height = gd._fullLayout.height;
-    states.set(gd, {meta: meta, layouts: {wide: wide, narrow: narrow}, mode: "wide", below: meta.narrow_below || NARROW_PX,
+    states.set(gd, {meta: meta, metaJson: JSON.stringify(meta), layouts: {wide: wide, narrow: narrow}, mode: "wide", below: meta.narrow_below || NARROW_PX,
                     queue: state ? state.queue : Promise.resolve()});
     gd.classList.remove("postlib-narrow");
     if (!gd.__postlibHooked) {
@@ -147,6 +147,10 @@
       ensureStyle(gd);
       gd.on("plotly_afterplot", function () {   // Plotly.react gave the div a new figure
         var s = states.get(gd);
+        if (s && gd.layout && gd.layout.meta !== s.meta && JSON.stringify(gd.layout.meta) === s.metaJson) {
+          s.meta = gd.layout.meta;                 // the same figure redrawn with a copy of its meta: not new
+          return;
+        }
         if (gd.layout && (!s || gd.layout.meta !== s.meta) && adopt(gd)) apply(gd);
       });
       gd.on("plotly_animated", function () { apply(gd); });
