@@ -6,22 +6,13 @@ from __future__ import annotations
 
 import torch
 
+from ...models import state_nbytes
 from ._args import DTYPES, add_device_arguments, int_list
 
 SUMMARY = "decode cost per token vs context: RetNet step (constant state) vs softmax KV cache"
 RESULT = "cpu_retnet_decode.json"
 RETNET, KV_CACHE = "RetNet (recurrent step)", "softmax (KV cache)"
-
-
-def state_bytes(state) -> int:
-    """Bytes held between tokens: the sum of the state's tensors (exact, from their shapes and dtypes)."""
-    if isinstance(state, torch.Tensor):
-        return state.numel() * state.element_size()
-    if isinstance(state, dict):
-        return sum(state_bytes(v) for v in state.values())
-    if isinstance(state, (tuple, list)):
-        return sum(state_bytes(v) for v in state)
-    return 0
+state_bytes = state_nbytes  # bytes held between tokens; one definition, in postlib.models
 
 
 def decode_states(context: int, d_model: int = 256, n_heads: int = 4, batch: int = 1,
@@ -75,7 +66,7 @@ def record(args) -> dict:
                              batch=args.batch, d_model=args.d_model, dtype=args.dtype, progress=not args.quiet)
     for row in rows:
         _, state = decode_states(row["length"], args.d_model, args.heads, args.batch, dtype, "cpu")[row["name"]]
-        row["state_bytes"] = state_bytes(state)
+        row["state_bytes"] = state_nbytes(state)
     fits = {name: {"time": fit_exponent([r["length"] for r in rows if r["name"] == name],
                                         [r["time_ms"] for r in rows if r["name"] == name]),
                    "state": fit_exponent([r["length"] for r in rows if r["name"] == name],
