@@ -36,3 +36,9 @@ def _seed():
 
 # Awkward lengths on purpose (fla does the same): 1, a prime, a non-power-of-two.
 AWKWARD_LENGTHS = (1, 7, 13, 63, 100)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # The browser tests share one Playwright driver per process (tests/browser.py); stop it last.
+    from tests.browser import stop_playwright
+    stop_playwright()

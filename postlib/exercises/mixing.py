@@ -10,7 +10,7 @@ checker                         the learner writes
 check_spatial_gating            ``fn(z, W, b) -> s``   gMLP's spatial gating unit
 check_causal_conv_step          ``fn(window, x_t, weight, bias) -> (y_t, new_window)``
 check_wkv_weights               ``fn(w, u, k) -> (L, L)`` the weights each WKV output gives the past
-check_wkv_step                  ``fn(w, u, k_t, v_t, state) -> (out_t, state)`` with a running maximum
+check_rwkv5_step                ``fn(r_t, k_t, v_t, w, u, S) -> (o_t, S)`` RWKV-5's matrix-valued state
 check_segment_merge             ``fn(first, second) -> merged``  the parallel form's composition
 check_gmlp_spatial_parameters   a number by hand: W and b of one spatial gating unit
 check_convmixer_receptive_field a number by hand: what ConvMixer-1536/20's last layer sees
@@ -152,75 +152,56 @@ def check_wkv_weights(fn):
         raise Mismatch("with keys near 800 your weights differ from the expected ones.")
 
 
-# --------------------------------------------------------------------------- 4. one stable WKV step
+# --------------------------------------------------------------------------- 4. RWKV-5's matrix state, one step
 
-def _step(w, u, k_t, v_t, state, *, bonus=True, decay_output=False):
-    num, den, shift = state
-    past = shift - w if decay_output else shift
-    cur = (u if bonus else 0.0) + k_t
-    p = torch.maximum(past, cur)
-    out = (torch.exp(past - p) * num + torch.exp(cur - p) * v_t) / (torch.exp(past - p) * den + torch.exp(cur - p))
-    q = torch.maximum(shift - w, k_t)
-    e1, e2 = torch.exp(shift - w - q), torch.exp(k_t - q)
-    return out, (e1 * num + e2 * v_t, e1 * den + e2, q)
-
-
-def _run(step, w, u, k, v, dtype):
-    B, L, C = k.shape
-    state = (k.new_zeros(B, C, dtype=dtype), k.new_zeros(B, C, dtype=dtype), k.new_full((B, C), NEG, dtype=dtype))
-    outs = []
-    for t in range(L):
-        out, state = step(w, u, k[:, t], v[:, t], state)
-        outs.append(out)
-    return torch.stack(outs, 1), state
+def _rwkv5_step(r_t, k_t, v_t, w, u, S, *, bonus=True, read_after=False, decay_read=False):
+    """o_t = r_t·(S + diag(u) k_tᵀv_t), S ← diag(w) S + k_tᵀv_t (Eagle, Peng et al. 2024, eq. for wkv_t)."""
+    kv = k_t[..., :, None] * v_t[..., None, :]                           # (B, H, K, V): k_tᵀ v_t
+    new_S = w[None, :, :, None] * S + kv
+    if read_after:
+        read = new_S
+    else:
+        past = w[None, :, :, None] * S if decay_read else S
+        read = past + (u[None, :, :, None] * kv if bonus else kv)
+    return torch.einsum("bhk,bhkv->bhv", r_t, read), new_S
 
 
-@exercise(points=3, difficulty=2, minutes=20, title="one stable WKV step")
-def check_wkv_step(fn):
-    """``fn(w, u, k_t, v_t, state)``: one token of the WKV recurrence. w, u (C,); k_t, v_t (B, C); state
-    = (num, den, shift), the sums Σ e^{−(t−1−i)w + k_i}(v_i, 1) after the previous token stored as
-    e^{shift}·(num, den), starting from (0, 0, −1e38). Returns out_t (B, C) and the new state. Every
-    exp() you take must be of a number ≤ 0 (keys reach 100 in float32)."""
-    cases = [((1, 1, 1), 1.0, 0.0, torch.float64, "one token"), ((2, 13, 3), 2.0, 0.0, torch.float64, "13 tokens"),
-             ((1, 7, 4), 1.0, 100.0, torch.float32, "keys near 100 in float32")]
-    for i, ((B, L, C), scale, offset, dtype, what) in enumerate(cases):
+@exercise(points=3, difficulty=2, minutes=15, title="RWKV-5's matrix state, one step")
+def check_rwkv5_step(fn):
+    """``fn(r_t, k_t, v_t, w, u, S)``: one token of RWKV-5 for every head. r_t, k_t (B, H, K); v_t (B, H, V);
+    w (H, K), the decay factors in (0, 1); u (H, K), the bonus; S (B, H, K, V), the state after the previous
+    token. Returns o_t = r_t·(S + diag(u)·k_tᵀv_t) of shape (B, H, V) and the new state diag(w)·S + k_tᵀv_t."""
+    for i, (B, H, K, V, L) in enumerate([(1, 1, 1, 1, 1), (2, 3, 4, 5, 13), (1, 2, 3, 2, 7)]):
         g = _gen(30 + i)
-        w = (torch.rand(C, generator=g, dtype=torch.float64) * 2 + 0.05).to(dtype)
-        u = torch.randn(C, generator=g, dtype=torch.float64).to(dtype)
-        k = (torch.randn(B, L, C, generator=g, dtype=torch.float64) * scale + offset).to(dtype)
-        v = torch.randn(B, L, C, generator=g, dtype=torch.float64).to(dtype)
-        ref, (rn, rd, rs) = _run(_step, *(x.double() for x in (w, u, k, v)), torch.float64)
-
-        def learner(w_, u_, k_t, v_t, state):
-            out = fn(w_, u_, k_t.clone(), v_t.clone(), tuple(s.clone() for s in state))
-            if not isinstance(out, tuple) or len(out) != 2 or not isinstance(out[1], tuple) or len(out[1]) != 3:
-                raise Mismatch("return (out_t, (num, den, shift)).")
-            expect_tensor(out[0], "out_t", (B, C))
-            return out
-        out, (n, d, s) = _run(learner, w, u, k, v, dtype)
-        tol = 1e-9 if dtype == torch.float64 else 1e-4
-        if not torch.isfinite(out).all():
-            raise Mismatch(f"{what}: your outputs contain NaN or inf. e^{{k}} overflows float32 above k ≈ 88: keep "
-                           "the sums scaled by e^{−shift} with shift = the largest exponent so far.")
-        if _close(out, ref, tol):
-            sums_ok = _close(n.double() * torch.exp(s.double() - rs), rn, tol) and \
-                _close(d.double() * torch.exp(s.double() - rs), rd, tol)
-            if not sums_ok:
-                raise Mismatch(f"{what}: the outputs are right but the state you return does not hold the sums "
-                               "e^{shift}·(num, den) over the tokens so far.")
-            continue
-        args64 = tuple(x.double() for x in (w, u, k, v))
-        if _close(out, _run(_variant(bonus=False), *args64, torch.float64)[0], tol):
-            raise Mismatch("the current token enters the output with the bonus: e^{u + k_t}.")
-        if L > 1 and _close(out, _run(_variant(decay_output=True), *args64, torch.float64)[0], tol):
-            raise Mismatch("the state after token t − 1 is already decayed to t − 1: output t adds it as it is; "
-                           "the decay e^{−w} belongs to the update.")
-        raise Mismatch(f"{what}: your outputs differ from the recurrence by up to "
-                       f"{(out.double() - ref).abs().max().item():.2e}.")
-
-
-def _variant(**mistake):
-    return lambda *args: _step(*args, **mistake)
+        w = torch.rand(H, K, generator=g, dtype=torch.float64) * 0.9 + 0.05
+        u = torch.randn(H, K, generator=g, dtype=torch.float64)
+        r, k = (torch.randn(B, L, H, K, generator=g, dtype=torch.float64) for _ in range(2))
+        v = torch.randn(B, L, H, V, generator=g, dtype=torch.float64)
+        S_ref = S = torch.randn(B, H, K, V, generator=g, dtype=torch.float64)    # some earlier tokens' state
+        for t in range(L):
+            args = (r[:, t], k[:, t], v[:, t])
+            out = fn(*(x.clone() for x in args), w.clone(), u.clone(), S.clone())
+            if not isinstance(out, tuple) or len(out) != 2:
+                raise Mismatch("return a pair (o_t, new_state).")
+            o_t = expect_tensor(out[0], f"o_t at token {t}", (B, H, V))
+            new_S = expect_tensor(out[1], f"the new state at token {t}", (B, H, K, V))
+            o_ref, S_next = _rwkv5_step(*args, w, u, S_ref)
+            if _close(o_t, o_ref) and _close(new_S, S_next):
+                S, S_ref = new_S, S_next
+                continue
+            if _close(o_t, _rwkv5_step(*args, w, u, S_ref, decay_read=True)[0]):
+                raise Mismatch("the state after token t − 1 is read as it is: the decay diag(w) belongs to the "
+                               "update, for the token after this one.")
+            if _close(o_t, _rwkv5_step(*args, w, u, S_ref, read_after=True)[0]):
+                raise Mismatch("you read the state after adding the current token: the current token enters the "
+                               "output once, weighted by the bonus u instead of by 1.")
+            if _close(o_t, _rwkv5_step(*args, w, u, S_ref, bonus=False)[0]):
+                raise Mismatch("the current token enters the output as diag(u)·k_tᵀv_t: where is the bonus u?")
+            if _close(o_t, o_ref) and not _close(new_S, S_next):
+                raise Mismatch(f"o_t is right at token {t}, but the new state is not diag(w)·S + k_tᵀv_t (no bonus "
+                               "in the state: it is for the current token only).")
+            raise Mismatch(f"at token {t} (B={B}, H={H}, K={K}, V={V}) your o_t differs from r_t·(S + "
+                           f"diag(u)k_tᵀv_t) by up to {(o_t.double() - o_ref).abs().max().item():.2e}.")
 
 
 # --------------------------------------------------------------------------- 5. merging two segments

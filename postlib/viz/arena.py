@@ -85,9 +85,11 @@ def extrapolation_figure(rows: Iterable[dict], *, title: str | None = None, prov
 
 
 def _short(column: str) -> str:
-    """A task column on two short lines: "induction (L=64)" -> "induction<br>L=64" (fits a phone's width)."""
+    """A task column on short lines: "induction (L=64)" -> "ind.<br>heads<br>L=64", no wider than
+    "copying", so five columns fit a phone's 342 px figure."""
     name, _, detail = column.partition(" (")
-    name = {"selective_copying": "copying", "mqar": "MQAR", "listops": "ListOps"}.get(name, name)
+    name = {"selective_copying": "copying", "mqar": "MQAR", "listops": "ListOps",
+            "induction": "ind.<br>heads"}.get(name, name)
     return f"{name}<br>{detail.rstrip(')')}" if detail else name
 
 

@@ -8,7 +8,8 @@ the finished wide layout, a plotly *relayout* patch (``{"attribute.path": value}
   phone (square heatmaps stay square), moving each subplot title with its panel;
 * puts the colorbars (horizontal), then the legend (horizontal), then the slider and the
   play buttons under the plot, each in its own band, so nothing overlaps;
-* shrinks the margins and fonts a little and sets the height the stacked layout needs.
+* shrinks the margins and fonts a little (a y axis of long names more: :func:`long_category_axes`)
+  and sets the height the stacked layout needs.
 
 :func:`responsive_meta` stores it in ``fig.layout.meta`` as ``"narrow"``, beside ``"wide"`` (the
 figure's own values of the same keys) and ``"narrow_below"`` (600 px, more when panels stand side
@@ -92,6 +93,26 @@ def legend_rows(fig: go.Figure, width: float = ASSUMED_WIDTH - MARGIN["l"] - MAR
         return 1
     per_row = max(1, int(width // max(widths)))
     return -(-len(widths) // per_row)
+
+
+CATEGORY_TICK_PX = 10      # tick font of a y axis of names on a phone (12 elsewhere)
+LONG_CATEGORY = 8          # characters: names longer than this take the plot's width on a phone
+
+
+def long_category_axes(fig: go.Figure) -> list[str]:
+    """The y axes ("yaxis", "yaxis2", ...) whose ticks are names longer than ``LONG_CATEGORY``
+    characters (a dot plot over mixers, say): on a phone their labels, not the data, would take
+    the width, so the narrow layout sets them in a smaller font."""
+    found = []
+    for t in fig.data:
+        ys = getattr(t, "y", None) if t.type in LEGENDABLE else None
+        if ys is None:
+            continue
+        if any(isinstance(y, str) and len(y) > LONG_CATEGORY for y in ys):
+            key = "yaxis" + (t.yaxis or "y")[1:]
+            if key not in found:
+                found.append(key)
+    return found
 
 
 def narrow_title(text: str | None) -> str | None:
@@ -194,6 +215,8 @@ def narrow_patch(fig: go.Figure) -> dict:
             continue
         if a.font.size is None:
             patch[f"annotations[{j}].font.size"] = 11
+    for key in long_category_axes(fig):
+        patch[f"{key}.tickfont.size"] = CATEGORY_TICK_PX
     patch.update({"margin.l": MARGIN["l"], "margin.r": MARGIN["r"], "margin.t": top, "margin.b": round(bands_px),
                   "height": round(top + plot_h + bands_px), "font.size": 12})
     return patch

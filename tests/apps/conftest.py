@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from apps.loadtest import CHROMIUM_ARGS, ServedDashboard, free_port
+from tests.browser import launch_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -41,10 +42,9 @@ def dashboard_server():
 def browser():
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: the browser tests drive the system Chromium (never a downloaded one)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
+    browser = launch_chromium(CHROMIUM_ARGS)   # on the process's one Playwright driver (tests/browser.py)
+    try:
+        yield browser
+    finally:
+        browser.close()

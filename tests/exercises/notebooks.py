@@ -90,7 +90,11 @@ CHEATS = {
                       "check_scan_step(lambda x, u, d, A, B, C: (x, selective_scan(u[..., None], d[..., None], A, "
                       "B[..., None], C[..., None])[..., 0]))"),
     "mixing.wkv_weights": "from postlib.recurrent.wkv import wkv_weights\ncheck_wkv_weights(wkv_weights)",
-    "mixing.wkv_step": "from postlib.recurrent.wkv import wkv_step\ncheck_wkv_step(wkv_step)",
+    "mixing.rwkv5_step": ("from postlib.recurrent.recurrence import recurrent_step\n"
+                          "def step(r, k, v, w, u, S):\n"
+                          "    return recurrent_step(r, k * u, v, S)[0], recurrent_step(r, k, v, S, torch.log(w).expand_as(k))[1]\n"
+                          "check_rwkv5_step(step)"),
+    "mixing.segment_merge": "from postlib.recurrent.wkv import combine\ncheck_segment_merge(combine)",
     "sparse_attention.window_attention": (
         "from postlib.sparse import sparse_attention\n"
         "check_window_attention(lambda q, k, v, w: sparse_attention(q, k, v, 'sliding', causal=True, window=w))"),

@@ -26,14 +26,10 @@ def good_weights(w, u, k, gap=1):
     return torch.softmax(logits.masked_fill(i > t, float("-inf")), -1)
 
 
-def good_step(w, u, k_t, v_t, state):
-    num, den, shift = state
-    p = torch.maximum(shift, u + k_t)
-    a, b = torch.exp(shift - p), torch.exp(u + k_t - p)
-    out = (a * num + b * v_t) / (a * den + b)
-    q = torch.maximum(shift - w, k_t)
-    a, b = torch.exp(shift - w - q), torch.exp(k_t - q)
-    return out, (a * num + b * v_t, a * den + b, q)
+def good_rwkv5_step(r_t, k_t, v_t, w, u, S):
+    kv = torch.einsum("bhk,bhv->bhkv", k_t, v_t)
+    o_t = torch.einsum("bhk,bhkv->bhv", r_t, S + u[None, :, :, None] * kv)
+    return o_t, w[None, :, :, None] * S + kv
 
 
 def good_merge(first, second, decay=True):
@@ -50,7 +46,7 @@ def stub(*args):
 
 
 CHECKERS = [(ex.check_spatial_gating, good_sgu), (ex.check_causal_conv_step, good_conv_step),
-            (ex.check_wkv_weights, good_weights), (ex.check_wkv_step, good_step),
+            (ex.check_wkv_weights, good_weights), (ex.check_rwkv5_step, good_rwkv5_step),
             (ex.check_segment_merge, good_merge)]
 
 
@@ -111,29 +107,30 @@ def test_wkv_weights_mistakes(capsys):
     _fails_with(ex.check_wkv_weights, naive, capsys, "NaN or inf")
 
 
-def test_wkv_step_mistakes(capsys):
-    def no_bonus(w, u, k_t, v_t, state):
-        return good_step(w, torch.zeros_like(u), k_t, v_t, state)
+def test_rwkv5_step_mistakes(capsys):
+    def decays_before_reading(r_t, k_t, v_t, w, u, S):
+        return good_rwkv5_step(r_t, k_t, v_t, w, u, w[None, :, :, None] * S)[0], good_rwkv5_step(r_t, k_t, v_t, w, u, S)[1]
 
-    def decayed_output(w, u, k_t, v_t, state):
-        num, den, shift = state
-        out, _ = good_step(w, u, k_t, v_t, (num, den, shift - w))
-        return out, good_step(w, u, k_t, v_t, state)[1]
+    def reads_after_update(r_t, k_t, v_t, w, u, S):
+        _, new = good_rwkv5_step(r_t, k_t, v_t, w, u, S)
+        return torch.einsum("bhk,bhkv->bhv", r_t, new), new
 
-    def naive(w, u, k_t, v_t, state):      # true sums in plain exp: overflows at keys near 100
-        num, den, shift = state
-        past_n, past_d = num * torch.exp(shift), den * torch.exp(shift)
-        out = (past_n + torch.exp(u + k_t) * v_t) / (past_d + torch.exp(u + k_t))
-        n, d = torch.exp(-w) * past_n + torch.exp(k_t) * v_t, torch.exp(-w) * past_d + torch.exp(k_t)
-        return out, (n, d, torch.zeros_like(shift))
+    def no_bonus(r_t, k_t, v_t, w, u, S):
+        return good_rwkv5_step(r_t, k_t, v_t, w, torch.ones_like(u), S)
 
-    def forgets_the_state(w, u, k_t, v_t, state):
-        out, (n, d, s) = good_step(w, u, k_t, v_t, state)
-        return out, (n, d, s - 1.0)
-    _fails_with(ex.check_wkv_step, no_bonus, capsys, "bonus")
-    _fails_with(ex.check_wkv_step, decayed_output, capsys, "already decayed")
-    _fails_with(ex.check_wkv_step, naive, capsys, "NaN or inf")
-    _fails_with(ex.check_wkv_step, forgets_the_state, capsys, "does not hold the sums")
+    def bonus_in_state(r_t, k_t, v_t, w, u, S):
+        o_t, _ = good_rwkv5_step(r_t, k_t, v_t, w, u, S)
+        return o_t, w[None, :, :, None] * S + u[None, :, :, None] * torch.einsum("bhk,bhv->bhkv", k_t, v_t)
+
+    def transposed_state(r_t, k_t, v_t, w, u, S):
+        o_t, new = good_rwkv5_step(r_t, k_t, v_t, w, u, S)
+        return o_t, new.transpose(-1, -2)
+    _fails_with(ex.check_rwkv5_step, decays_before_reading, capsys, "belongs to the update")
+    _fails_with(ex.check_rwkv5_step, reads_after_update, capsys, "after adding the current token")
+    _fails_with(ex.check_rwkv5_step, no_bonus, capsys, "bonus u")
+    _fails_with(ex.check_rwkv5_step, bonus_in_state, capsys, "no bonus in the state")
+    _fails_with(ex.check_rwkv5_step, transposed_state, capsys, "should have shape")
+    _fails_with(ex.check_rwkv5_step, lambda *a: good_rwkv5_step(*a)[0], capsys, "return a pair")
 
 
 def test_segment_merge_mistakes(capsys):

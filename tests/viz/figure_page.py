@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from postlib.viz import FIGURES_JS
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-PAGE_PADDING = 12          # px each side, like a book page on a phone
+PAGE_PADDING = 24          # px each side: the book (pydata theme) gives a figure 342 px of a 390 px phone
 CONFIG = {"responsive": True, "displaylogo": False}
 
 HTML = f"""<!doctype html><html><head><meta charset="utf-8">
