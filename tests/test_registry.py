@@ -124,6 +124,47 @@ def test_memory_estimate_bounds_the_measured_peak(name, mode):
                                                      f"than {MAX_OVERESTIMATE}x the measured peak {peak} B")
 
 
+VOLUME_LENGTHS = (1024, 4096)     # long enough that BigBird's blocks are no longer all computed
+VOLUME_SLOW_S = 1.0               # a token loop (LoLA) slower than this at the first length: a quarter of both
+VOLUME_SLACK = 1.3
+
+
+@pytest.mark.parametrize("name", list_mixers())
+def test_bytes_allocated_in_training_grow_no_faster_than_the_estimate(name):
+    """The *total* bytes a forward + backward allocates (not only the peak) grow with L no faster than the
+    length itself or the mixer's own memory estimate, whichever grows more. A loop over chunks or tokens
+    that indexes its input (``x[:, :, a:b]``, ``x[:, t]``) gets one full-length zero gradient per index in
+    the backward: the peak stays linear but the work turns quadratic (the chunked linear attention took
+    2.4 s instead of 0.6 s at 32k tokens). ``torch.split`` / ``unbind`` have a one-concatenation backward."""
+    import inspect
+    import time
+
+    from postlib.bench import estimate_bytes
+    from postlib.bench.core import _cpu_allocation_trace
+    from postlib.bench.measure import mixer_thunk
+    from postlib.registry import mixer_info
+
+    params = inspect.signature(mixer_info(name).factory).parameters
+    config = {key: VOLUME_LENGTHS[-1] for key in ("max_length", "max_len") if key in params}
+    torch.manual_seed(0)
+    mixer = build_mixer(name, D_MODEL, **config)
+    lengths = VOLUME_LENGTHS
+    start = time.perf_counter()
+    mixer_thunk(mixer, torch.randn(1, lengths[0], D_MODEL), "forward_backward")()   # and lazy allocations
+    if time.perf_counter() - start > VOLUME_SLOW_S:
+        lengths = tuple(n // 4 for n in lengths)
+    volumes, estimates = [], []
+    for length in lengths:
+        thunk = mixer_thunk(mixer, torch.randn(1, length, D_MODEL), "forward_backward")
+        volumes.append(sum(size for _, size in _cpu_allocation_trace(thunk) if size > 0))
+        estimates.append(estimate_bytes(mixer, 1, length, torch.float32, "forward_backward"))
+    grown = volumes[1] / volumes[0]
+    allowed = max(estimates[1] / estimates[0], lengths[1] / lengths[0])
+    assert grown <= VOLUME_SLACK * allowed, (
+        f"{name}: from L={lengths[0]} to {lengths[1]} a forward + backward allocates {grown:.1f}x more bytes, "
+        f"its memory estimate and its length only {allowed:.1f}x: an indexing loop in the backward?")
+
+
 def test_memory_estimate_default_is_unknown():
     class Plain(postlib.Mixer):
         def _forward(self, x):

@@ -111,8 +111,10 @@ def lola_attention(q, k, v, window: int = 4, sparse: int = 4, eps: float = EPS, 
     B, H, L, D = q.shape
     cache = init_cache(B, H, window + sparse, D, q.device, q.dtype)
     outs = []
-    for t in range(L):
-        y, cache = lola_step(q[:, :, t], k[:, :, t], v[:, :, t], cache, window, eps, evict)
+    # unbind, not q[:, :, t]: the backward of L index operations would write L full-length zero gradients
+    # (O(L²) in training); unbind's backward is one stack.
+    for q_t, k_t, v_t in zip(q.unbind(2), k.unbind(2), v.unbind(2)):
+        y, cache = lola_step(q_t, k_t, v_t, cache, window, eps, evict)
         outs.append(y)
     return torch.stack(outs, dim=2)
 

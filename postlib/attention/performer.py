@@ -216,9 +216,9 @@ def _favor_chunk(ac, bc, vc, S, z, c, eps):
     if C > 1 and float((top - running).amax()) > _safe_shift(ac.dtype):
         # a key far above the earlier ones: factors about c_end could overflow. Split the chunk; the state
         # carries the running maximum exactly between the halves (one token alone never needs splitting).
-        half = C // 2
-        first, S, z, c = _favor_chunk(ac[:, :, :half], bc[:, :, :half], vc[:, :, :half], S, z, c, eps)
-        second, S, z, c = _favor_chunk(ac[:, :, half:], bc[:, :, half:], vc[:, :, half:], S, z, c, eps)
+        (a1, a2), (b1, b2), (v1, v2) = (torch.split(t, [C // 2, C - C // 2], dim=2) for t in (ac, bc, vc))
+        first, S, z, c = _favor_chunk(a1, b1, v1, S, z, c, eps)
+        second, S, z, c = _favor_chunk(a2, b2, v2, S, z, c, eps)
         return torch.cat([first, second], dim=2), S, z, c
     d = (ac + running).amax(-1, keepdim=True).detach()                                # (B, H, C, 1)
     past = torch.exp(ac + c[:, :, None] - d)                                          # reads the carried state
@@ -245,8 +245,10 @@ def favor_causal_chunked(a, b, v, eps: float = EPS, chunk_size: int = CHUNK, sta
     B, H, L, m = a.shape
     S, z, c = init_favor_state(B, H, m, v.shape[-1], a.device, a.dtype) if state is None else state
     outs = []
-    for start in range(0, L, chunk_size):
-        out, S, z, c = _favor_chunk(*(t[:, :, start:start + chunk_size] for t in (a, b, v)), S, z, c, eps)
+    # torch.split rather than a slice per chunk: its backward is one concatenation, not L/C full-length zero
+    # gradients (which made training quadratic in L).
+    for ac, bc, vc in zip(*(torch.split(t, chunk_size, dim=2) for t in (a, b, v))):
+        out, S, z, c = _favor_chunk(ac, bc, vc, S, z, c, eps)
         outs.append(out)
     return torch.cat(outs, dim=2), (S, z, c)
 

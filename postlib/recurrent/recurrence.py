@@ -150,8 +150,11 @@ def recurrence_chunked(q, k, v, log_decay=None, chunk_size: int = DEFAULT_CHUNK,
     S = q.new_zeros(B, H, Dk, v.shape[-1]) if initial_state is None else initial_state
     causal = torch.ones(min(C, L), min(C, L), dtype=torch.bool, device=q.device).tril()
     outs = []
-    for start in range(0, L, C):
-        qc, kc, vc = (t[:, :, start:start + C] for t in (q, k, v))
+    # torch.split, not a slice per chunk: the backward of L/C slices would write L/C full-length zero
+    # gradients (O(L²/C) time, the linear form turning quadratic in training); split's is one concatenation.
+    pieces = [torch.split(t, C, dim=2) for t in (q, k, v)]
+    g_pieces = torch.split(g_all, C, dim=2) if g_all is not None else [None] * len(pieces[0])
+    for qc, kc, vc, g_chunk in zip(*pieces, g_pieces):
         n = qc.shape[2]
         mask = causal[:n, :n]
         if g_all is None:                                                    # a = 1: linear attention
@@ -159,14 +162,14 @@ def recurrence_chunked(q, k, v, log_decay=None, chunk_size: int = DEFAULT_CHUNK,
             out = scores @ vc + qc @ S
             S = S + kc.transpose(-1, -2) @ vc
         elif not vector:                                                     # a scalar decay per token
-            g = g_all[:, :, start:start + C].cumsum(-1)                      # (B|1, H, n), ≤ 0, decreasing
+            g = g_chunk.cumsum(-1)                                           # (B|1, H, n), ≤ 0, decreasing
             decay = _exp((g[..., :, None] - g[..., None, :]).masked_fill(~mask, float("-inf")), q)
             scores = (qc @ kc.transpose(-1, -2)) * decay
             out = scores @ vc + (qc * _exp(g, q)[..., None]) @ S
             to_end = _exp(g[..., -1:] - g, q)[..., None]                     # decay from s to the chunk end
             S = _exp(g[..., -1], q)[..., None, None] * S + (kc * to_end).transpose(-1, -2) @ vc
         else:                                                                # a decay per token and key channel
-            g = g_all[:, :, start:start + C].cumsum(-2)                      # (B, H, n, d_k)
+            g = g_chunk.cumsum(-2)                                           # (B, H, n, d_k)
             pair = (g[..., :, None, :] - g[..., None, :, :]).masked_fill(~mask[..., None], float("-inf"))
             scores = torch.einsum("bhtd,bhsd,bhtsd->bhts", qc, kc, _exp(pair, q))
             out = scores @ vc + (qc * _exp(g, q)) @ S

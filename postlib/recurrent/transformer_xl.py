@@ -145,8 +145,8 @@ class TransformerXLMixer(Mixer):
     def _forward(self, x):
         memory = x[:, :0]
         outs = []
-        for start in range(0, x.shape[1], self.segment_length):
-            y, memory = self.segment_forward(x[:, start:start + self.segment_length], memory)
+        for segment in torch.split(x, self.segment_length, dim=1):   # split: one concatenation in backward
+            y, memory = self.segment_forward(segment, memory)
             outs.append(y)
         return torch.cat(outs, dim=1)
 

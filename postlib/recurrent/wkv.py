@@ -354,8 +354,8 @@ def _wkv_parallel(w, u, k, v, state):
     B, L, C = k.shape
     block = max(T, BLOCK_ELEMENTS // max(B * C, 1) // T * T)
     outs = []
-    for start in range(0, L, block):
-        out, state = _wkv_chunked(w, u, k[:, start:start + block], v[:, start:start + block], state, T, dtype)
+    for kb, vb in zip(torch.split(k, block, dim=1), torch.split(v, block, dim=1)):   # split: a linear backward
+        out, state = _wkv_chunked(w, u, kb, vb, state, T, dtype)
         outs.append(out)
     return torch.cat(outs, 1) if len(outs) > 1 else outs[0], WKVState(*(s.to(k.dtype) for s in state))
 

@@ -33,6 +33,23 @@ def test_same_seed_gives_the_same_accuracy(first):
         assert r["status"] == "ok" and 0.0 <= r["accuracy"] <= 1.0 and r["state_bytes"] > 0
 
 
+def test_two_workers_give_the_sequential_rows_in_the_sequential_order(first):
+    """The recorded arena trains two jobs at once (one process per core): same rows, same order, same numbers."""
+    previous = {"rows": [dict(r, seconds=10.0 if r["name"] == "s4d" else 1.0) for r in first["rows"]]}
+    parallel = arena.run_arena(["s4d", "softmax", "jamba-like"], tasks=["mqar", "induction"], profile="quick",
+                               seeds=[0], steps=8, workers=2, previous=previous)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(parallel["rows"]) == strip(first["rows"])
+    with pytest.raises(ValueError, match="workers must be an int >= 1"):
+        arena.run_arena(["softmax"], profile="quick", workers=0)
+
+
+def test_longest_jobs_are_scheduled_first():
+    jobs = [("a", "mqar", 0), ("b", "mqar", 0), ("c", "mqar", 0)]
+    assert arena._longest_first(jobs, {("a", "mqar"): 1.0, ("b", "mqar"): 5.0}) == [jobs[2], jobs[1], jobs[0]]
+    assert arena._longest_first(jobs, None) == jobs
+
+
 def test_state_bytes_are_the_real_state(first):
     rows = first["rows"]
     softmax = [r for r in rows if r["name"] == "softmax" and r["task"] == "mqar"]

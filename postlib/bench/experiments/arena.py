@@ -1,6 +1,7 @@
 """The task arena: every causal mixer, and two hybrids, trained on the same four synthetic tasks.
 
     python -m postlib.bench arena                      # the recorded run -> results/cpu_arena.json
+    python -m postlib.bench arena --workers 1          # the same numbers, one process (twice as long on 2 cores)
     python -m postlib.bench arena --profile quick --mixers softmax,mamba,jamba-like --tasks mqar
 
 Tasks (generators in ``postlib.tasks``), each isolating one ability:
@@ -38,8 +39,9 @@ THREADS = 1
 TASKS = ("selective_copying", "mqar", "induction", "listops")
 
 # The recorded run and a quick one (the book's live cell, the tests). Every entrant trains with the same
-# numbers. The first recording (9 entrants) took 48 min wall on a shared 2-core machine at load 5-10, 44 of
-# them training, lola alone 17 (its step is a Python loop over tokens); more entrants make it longer.
+# numbers. The full profile, 18 entrants (108 trainings), takes about 7.5 min wall on an idle 2-core machine
+# with two workers (about 14 min of training; lola alone 3, its step being a Python loop over tokens); the
+# record's "run" holds the measured wall time. Under load the same run took several times longer.
 PROFILES = {
     "full": dict(d_model=32, n_layers=2, steps=200, batch=32, lr=3e-3, n_train=2000, n_test=256, seeds=[0],
                  copy_length=16, copy_memorize=4, copy_colors=4,
@@ -140,14 +142,41 @@ def run_entrant(label: str, stack: list[str], task: str, cfg: dict, seed: int) -
     return rows
 
 
+def _job(args) -> list[dict]:
+    """One (entrant, task, seed) in a worker process: one torch thread, like the sequential run."""
+    import torch
+    torch.set_num_threads(THREADS)
+    return run_entrant(*args)
+
+
+def default_workers() -> int:
+    """One worker process per core the process may use (2 on the recording machine)."""
+    import os
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def _longest_first(jobs: list[tuple], seconds: dict | None) -> list[tuple]:
+    """Jobs ordered by the training seconds a previous record measured, longest first, so that two workers
+    finish together (a long entrant started last would leave one core idle); unknown jobs go first."""
+    if not seconds:
+        return list(jobs)
+    return sorted(jobs, key=lambda j: -seconds.get((j[0], j[1]), float("inf")))
+
+
 def run_arena(names=None, tasks=TASKS, profile: str = "full", seeds=None, steps: int | None = None,
-              progress: bool = False, overrides: dict | None = None) -> dict:
+              progress: bool = False, overrides: dict | None = None, workers: int = 1,
+              previous: dict | None = None) -> dict:
     """Run the arena and return ``{"rows", "skipped", "config"}`` (what ``record`` saves).
 
+    ``workers`` > 1 trains that many (entrant, task, seed) jobs at once in separate processes, one torch
+    thread each, scheduled longest first by ``previous`` (a recorded arena's rows). The rows come back in
+    the sequential order, with the same accuracies: every job seeds its own data and weights.
     Deterministic: the same arguments give the same accuracies (``tests/lab/test_arena.py``).
     """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
     cfg = dict(PROFILES[profile], **(overrides or {}))
     if steps is not None:
         cfg["steps"] = steps
@@ -161,14 +190,40 @@ def run_arena(names=None, tasks=TASKS, profile: str = "full", seeds=None, steps:
     jobs = [(label, task, seed) for seed in cfg["seeds"] for task in tasks for label in stacks]
     rows = [{"name": label, "task": task, "status": "skipped", "reason": reason}
             for label, reason in skipped.items() for task in tasks]
-    iterator = jobs
+    bar = None
     if progress:
         from tqdm.auto import tqdm
-        iterator = tqdm(jobs, desc="arena", unit="run")
-    for label, task, seed in iterator:
-        if progress:
-            iterator.set_postfix_str(f"{label} / {task}")
-        rows.extend(run_entrant(label, stacks[label], task, cfg, seed))
+        bar = tqdm(total=len(jobs), desc=f"arena ({workers} worker{'s' * (workers > 1)})", unit="run")
+    results: dict[tuple, list[dict]] = {}
+    if workers == 1 or len(jobs) < 2:
+        for label, task, seed in jobs:
+            if bar is not None:
+                bar.set_postfix_str(f"{label} / {task}")
+            results[(label, task, seed)] = run_entrant(label, stacks[label], task, cfg, seed)
+            if bar is not None:
+                bar.update()
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        seconds = {}
+        for r in (previous or {}).get("rows", []):
+            if r.get("status") == "ok" and r.get("length") == r.get("train_length"):
+                key = (r["name"], r["task"])
+                seconds[key] = seconds.get(key, 0.0) + r.get("seconds", 0.0)
+        # spawn: a fresh interpreter per worker (forking a process that already ran torch can deadlock)
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_job, (label, stacks[label], task, cfg, seed)): (label, task, seed)
+                       for label, task, seed in _longest_first(jobs, seconds)}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                if bar is not None:
+                    bar.set_postfix_str("{} / {}".format(*futures[future][:2]))
+                    bar.update()
+    if bar is not None:
+        bar.close()
+    for job in jobs:
+        rows.extend(results[job])
     return {"rows": rows, "skipped": skipped, "config": cfg, "stacks": {k: stack_label(v) for k, v in stacks.items()}}
 
 
@@ -207,13 +262,27 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tasks", type=str_list, default=list(TASKS), help=f"subset of {','.join(TASKS)}")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the profile's)")
     parser.add_argument("--seeds", type=int_list, default=None, help="comma-separated seeds (default: the profile's)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes training at once, one thread each (default: one per core)")
 
 
 def record(args) -> dict:
+    import time
+
+    from ..results_io import RESULTS_DIR, load_results
+    workers = args.workers or default_workers()
+    try:                                # the last record's times schedule the longest jobs first
+        previous = load_results(RESULTS_DIR / RESULT)
+    except (FileNotFoundError, ValueError):
+        previous = None
+    start = time.perf_counter()
     out = run_arena(args.mixers, args.tasks, args.profile, seeds=None if args.seeds is None else args.seeds,
-                    steps=args.steps, progress=not args.quiet)
+                    steps=args.steps, progress=not args.quiet, workers=workers, previous=previous)
+    wall_s = time.perf_counter() - start
     cfg = out["config"]
     title = (f"Task arena ({args.profile}): {len(out['stacks'])} entrants, d_model={cfg['d_model']}, "
              f"{cfg['n_layers']} layers, {cfg['steps']} steps of batch {cfg['batch']}")
     return {"title": title, "rows": out["rows"], "skipped": out["skipped"], "config": cfg,
-            "stacks": out["stacks"], "table": accuracy_table(out["rows"])}
+            "stacks": out["stacks"], "table": accuracy_table(out["rows"]),
+            "run": {"wall_s": round(wall_s, 1), "workers": workers, "threads_per_worker": THREADS,
+                    "trainings": sum(1 for r in out["rows"] if r.get("status") == "ok" and r["length"] == r["train_length"])}}
