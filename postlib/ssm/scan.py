@@ -248,28 +248,32 @@ def _scan_chunked(u, delta, A, B, C, chunk_size=None):
     Bc, Cc = chunked(Bt), chunked(Ct)
     Ab = A[None, :, None, :]                                            # (1, d, 1, N)
 
-    def at(M, t):
-        return M[:, :, :, t if M.shape[3] > 1 else 0]
+    def steps(M):   # the T steps of a chunked tensor; a time-invariant one repeats
+        return M.unbind(3) if M.shape[3] > 1 else [M[:, :, :, 0]] * T
 
+    # unbind, not M[..., t] per step: the backward of T index operations would write T full-size zero
+    # gradients (O(L^1.5) work); unbind's backward is one stack.
+    d_steps, u_steps, B_steps, C_steps = dc.unbind(-1), uc.unbind(-1), steps(Bc), steps(Cc)
     # Pass 1: every chunk scans its own steps from a zero state, all chunks at once.
     h = u.new_zeros(bsz, dim, nc, N)
     y_local = []
-    for t in range(T):
-        d = dc[..., t, None]
-        h = torch.exp(d * Ab) * h + (d * uc[..., t, None]) * at(Bc, t)
-        y_local.append((h * at(Cc, t)).sum(-1))
+    for d, u_t, B_t, C_t in zip(d_steps, u_steps, B_steps, C_steps):
+        d = d[..., None]
+        h = torch.exp(d * Ab) * h + (d * u_t[..., None]) * B_t
+        y_local.append((h * C_t).sum(-1))
     # Carries: the state entering chunk c, from chunk c−1's local end state and its total decay.
     decay_total = torch.exp(dc.sum(-1)[..., None] * Ab)                # (b, d, nc, N)
+    decays, ends = decay_total.unbind(2), h.unbind(2)
     carry = [u.new_zeros(bsz, dim, N)]
     for c in range(nc - 1):
-        carry.append(decay_total[:, :, c] * carry[-1] + h[:, :, c])
-    last = decay_total[:, :, -1] * carry[-1] + h[:, :, -1]
+        carry.append(decays[c] * carry[-1] + ends[c])
+    last = decays[-1] * carry[-1] + ends[-1]
     carry = torch.stack(carry, 2)                                      # (b, d, nc, N)
     # Pass 2: add the carried-in state, decayed to each step: exp(A Σ_{s≤t} Δ_s) · carry.
     cum = torch.zeros_like(dc[..., 0])
     ys = []
-    for t in range(T):
-        cum = cum + dc[..., t]
-        ys.append(y_local[t] + (torch.exp(cum[..., None] * Ab) * carry * at(Cc, t)).sum(-1))
+    for y_t, d, C_t in zip(y_local, d_steps, C_steps):
+        cum = cum + d
+        ys.append(y_t + (torch.exp(cum[..., None] * Ab) * carry * C_t).sum(-1))
     y = torch.stack(ys, -1).flatten(2)[..., :L]
     return y, last

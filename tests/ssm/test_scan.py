@@ -133,3 +133,19 @@ def test_bad_shapes_name_the_argument():
         selective_scan(**{**kw, "B": kw["B"].float()})
     with pytest.raises(ValueError, match="backend must be one of"):
         selective_scan(**kw, backend="cuda")
+
+
+@pytest.mark.parametrize("layout", ["var", "fixed"])
+def test_chunked_backward_allocates_linearly_in_length(layout):
+    """Training through the chunked form allocates O(L) bytes in all: its loops over the √L steps and chunks
+    take unbind's views, whose backward is one stack (indexing M[..., t] per step wrote √L full-size zero
+    gradients, O(L^1.5))."""
+    from postlib.bench.core import _cpu_allocation_trace
+
+    def volume(L):
+        x = {k: (v.float().requires_grad_() if k in ("u", "delta", "B", "C") else v.float())
+             for k, v in _inputs(b=1, d=8, N=4, L=L, layout=layout).items()}
+        run = lambda: selective_scan(**x, delta_softplus=True, backend="chunked").sum().backward()  # noqa: E731
+        run()
+        return sum(size for _, size in _cpu_allocation_trace(run) if size > 0)
+    assert volume(16384) / volume(1024) <= 1.3 * 16
