@@ -148,6 +148,46 @@ def ignore_closed_websockets(loop) -> None:
     loop.set_exception_handler(handler)
 
 
+def session_already_gone(exc_info) -> bool:
+    """True when ``exc_info`` is Bokeh's assertion that a connection still has its session
+    (``bokeh/server/connection.py``, ``ServerConnection.session``).
+
+    A reader who leaves while a slider's messages are in flight can have its session detached before
+    those messages, or the websocket's own close, are handled; Bokeh then asserts instead of
+    dropping them. The reader is gone and nothing is lost.
+    """
+    if not exc_info or exc_info is True or not isinstance(exc_info[1], AssertionError):
+        return False
+    tb = exc_info[2]
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    code = tb.tb_frame.f_code
+    return code.co_name == "session" and code.co_filename.replace("\\", "/").endswith("bokeh/server/connection.py")
+
+
+class DropLeftReaders(logging.Filter):
+    """Logs Bokeh's "no session" assertions for a reader who has left at debug level, under this module's
+    logger, instead of as errors (``bokeh.server.protocol_handler``, ``tornado.application``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if session_already_gone(record.exc_info):
+            log.debug("a message or close of a reader who had left was dropped (%s)", record.getMessage()[:80])
+            return False
+        return True
+
+
+LEFT_READER_LOGGERS = ("bokeh.server.protocol_handler", "tornado.application")
+
+
+def drop_left_reader_errors() -> None:
+    for name in LEFT_READER_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropLeftReaders) for f in logger.filters):
+            logger.addFilter(DropLeftReaders())
+
+
 def die_with_parent() -> bool:
     """In a process forked by ``--num-procs``, ask Linux to end it when the parent ends.
 
@@ -249,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         die_with_parent()
     refuse_foreign_hosts(server._tornado, allowed_host_names(args.address, args.public_host))
     ignore_closed_websockets(server.io_loop.asyncio_loop)
+    drop_left_reader_errors()
     # Build every page once (in each process), so the first readers find the figures cached; the
     # socket is bound already, and connections wait in its backlog until the loop starts.
     warm_up()

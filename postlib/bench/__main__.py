@@ -7,13 +7,14 @@
 
 Each experiment lives in ``postlib/bench/experiments/<name>.py`` (see that
 package). Without ``--out`` the record goes to ``postlib/bench/results/<RESULT>``,
-the file the chapters read. ``--threads`` sets ``torch.set_num_threads`` for the
+the file the chapters read, with the command's wall time (``wall_s``). ``--threads`` sets ``torch.set_num_threads`` for the
 run (recorded in the provenance; one thread avoids intra-op stalls on a busy machine).
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 import torch
 
@@ -59,7 +60,9 @@ def main(argv=None) -> int:
         if args.threads < 1:
             raise SystemExit(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)  # recorded as torch_threads in the provenance
+    started = time.monotonic()
     doc = dict(args._module.record(args))
+    doc.setdefault("wall_s", round(time.monotonic() - started, 1))   # the whole command, saved with the record
     rows, title = doc.pop("rows"), doc.pop("title")
     notes = " ".join(n for n in (doc.pop("notes", ""), args.notes) if n)
     _print_rows(rows)

@@ -93,7 +93,10 @@ def hippo_reconstruction(step: int = 200, kind: str = "legs", N: int = 16, signa
         f"The {signal} signal seen so far (black) and what HiPPO-{kind.upper()} rebuilds of it from its N "
         f"coefficients (green), over {L} steps; the title gives N, the step and the RMS error over the rebuilt part",
         "LegS rebuilds the whole history; LegT and LagT a recent window")
-    return finish(fig, f"HiPPO-{kind.upper()}, N = {N}, step {step}: RMS error {err:.3f}", caption, height=380)
+    # Legend under the plot at every width: three long entries on the right leave a narrow page's plot (and
+    # the animation's slider, drawn before the phone layout applies) a few dozen pixels.
+    return finish(fig, f"HiPPO-{kind.upper()}, N = {N}, step {step}: RMS error {err:.3f}", caption, height=380,
+                  legend="bottom")
 
 
 def memory_figure(delays, curves: dict, *, title: str | None = None, caption: str | None = None) -> go.Figure:

@@ -189,3 +189,28 @@ def test_stopping_the_server_stops_its_forked_workers():
                 worker.kill()
             except psutil.Error:
                 pass
+
+
+def test_bokehs_no_session_assertion_of_a_reader_who_left_is_not_an_error(caplog):
+    """Bokeh asserts that a connection has its session when a message or the close of a reader who left
+    arrives after the session was detached (seen under load in CI); only that assertion is dropped."""
+    import sys
+
+    scope = {}
+    exec(compile("def session():\n    assert None is not None\n", "/site-packages/bokeh/server/connection.py", "exec"),
+         scope)
+    def info_of(fn):
+        try:
+            fn()
+        except AssertionError:
+            return sys.exc_info()
+    gone, other = info_of(scope["session"]), info_of(lambda: (_ for _ in ()).throw(AssertionError("a real bug")))
+    assert serve.session_already_gone(gone) and not serve.session_already_gone(other)
+    serve.drop_left_reader_errors()
+    logger = logging.getLogger("bokeh.server.protocol_handler")
+    with caplog.at_level(logging.DEBUG):
+        logger.error("error handling message", exc_info=gone)
+        logger.error("error handling message", exc_info=other)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info[1].args == ("a real bug",)
+    assert any("reader who had left" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
