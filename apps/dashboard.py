@@ -233,7 +233,7 @@ class Dashboard:
             "the figures in `postlib.viz`.", sizing_mode="stretch_width", styles={"font-size": "0.85em"})
         return pn.template.BootstrapTemplate(title=TITLE, sidebar=[self.nav, about], main=[self.content],
                                              sidebar_width=SIDEBAR_WIDTH, meta_viewport=VIEWPORT,
-                                             raw_css=[_stylesheet()])
+                                             raw_css=[_stylesheet()], busy_indicator=None)
 
 
 @functools.lru_cache(maxsize=1)
@@ -268,7 +268,8 @@ def create_app(pages: list[PageSpec] | None = None) -> pn.template.BootstrapTemp
 
 
 def warm_up(pages: list[PageSpec] | None = None) -> list[str]:
-    """Build every page once outside any session, so the first readers find its figures cached.
+    """Build every page once outside any session, and let it ``warm`` the figures its first controls
+    reach, so the first readers find them cached.
 
     Returns the slugs built. A page's on-load work (the Scaling page measures
     on load) is queued on a throwaway document and dropped, never run.
@@ -284,7 +285,10 @@ def warm_up(pages: list[PageSpec] | None = None) -> list[str]:
         with set_curdoc(doc):
             pn.state._loaded[doc] = False  # queue on-load callbacks instead of running them
             try:
-                pn.panel(spec.viewer())
+                page = spec.viewer()
+                pn.panel(page)
+                if callable(getattr(page, "warm", None)):
+                    page.warm()
                 built.append(spec.slug)
             except Exception:  # a broken page shows its error card to readers; warming goes on
                 log.exception("warming up page %s failed", spec.where)

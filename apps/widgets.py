@@ -105,6 +105,13 @@ class Page(pn.viewable.Viewer):
         self.refusal = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
                                      css_classes=["page-refusal"])
 
+    def warm(self) -> None:
+        """Build, into the server-wide figure cache, the figures a reader's first moves reach.
+
+        ``apps.dashboard.warm_up`` calls it once at server start on a throwaway instance. The default
+        builds nothing; a page whose first slider redraws a figure slower than a reader notices overrides it.
+        """
+
     def refuse(self, message: str | None) -> bool:
         """Show ``message`` in the refusal banner (or hide the banner when None); True when refused."""
         if message is None:

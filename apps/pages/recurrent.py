@@ -95,6 +95,18 @@ class RecurrentPage(Page):
         self.reset_window()
         self.draw_ema()
 
+    def warm(self) -> None:
+        """The decay figure for every head count at the other settings' defaults: the page's first slider.
+
+        A new decay figure takes ~70 ms of plotly object building on a 2-core server, a cached one ~15 ms;
+        warm, a lone reader's move of the heads slider redraws in well under 200 ms (``apps.loadtest``).
+        """
+        for n_heads in range(1, MAX_HEADS + 1):
+            need = decay_bytes(self.decay_length, n_heads)
+            if budget_refusal("warming", need, self._budget_bytes) is None:
+                cached_figure(decay_figure, decay_gammas(self.gamma_0, n_heads), self.decay_length,
+                              head=min(self.head, n_heads - 1))
+
     # ----- budget -----------------------------------------------------------------------------
     def _check(self, key: str, what: str, need: int) -> bool:
         """Record (or clear) ``key``'s refusal and show every current one; True when ``what`` fits."""

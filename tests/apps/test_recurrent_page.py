@@ -128,3 +128,20 @@ def test_window_and_ema_bytes_bound_the_measured_peak(warm):
     assert 0 < peak <= recurrent.window_bytes(96, 4), (peak, recurrent.window_bytes(96, 4))
     peak = measured_peak(lambda: FigureCache().get(vr.ema_kernel_figure, 0.5, 0.5, 256))
     assert 0 < peak <= recurrent.ema_bytes(256), (peak, recurrent.ema_bytes(256))
+
+
+def test_warm_caches_the_decay_figure_for_every_head_count(monkeypatch):
+    """Warmed at server start, every move of the first slider (heads) from the defaults is a cache hit."""
+    cache = FigureCache()
+    monkeypatch.setattr(recurrent, "cached_figure", cache.get)
+    page = RecurrentPage()
+    page.warm()
+    hits = cache.hits
+    for n in range(1, recurrent.MAX_HEADS + 1):
+        page.n_heads = n
+    assert cache.hits - hits == recurrent.MAX_HEADS and page.alert.message is None
+    tiny = RecurrentPage(budget_bytes=1)          # nothing fits: warming builds nothing, and raises nothing
+    empty = FigureCache()
+    monkeypatch.setattr(recurrent, "cached_figure", empty.get)
+    tiny.warm()
+    assert empty.misses == 0 and len(empty) == 0
