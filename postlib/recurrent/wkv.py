@@ -21,12 +21,12 @@ Forms, all equal to ``wkv_definition`` (the equation above, summed directly) —
 
 * ``"recurrent"``  the RNN loop, one token at a time (the reference the fast forms are held to);
 * ``"parallel"``   O(L) memory, never an L × L matrix: chunks of T tokens in closed form (one exp per
-                   token and a running sum, ``_wkv_chunked``), the chunks' summaries carried by an
-                   associative scan (``scan_segments``: the state after a segment, (p, a, b) with the
-                   segment's total decay, composes associatively — ``combine``). ``chunk_plan`` picks
-                   T and the dtype so no term leaves the float range; when no chunk length can
-                   (keys spread over more than ~600), the whole sequence goes through the scan
-                   (``_wkv_scan``), which is exact for any inputs;
+                   token and a running sum, ``_wkv_chunked``), the state carried from chunk to chunk
+                   by ``merge`` (``_carry``: L/T small steps instead of L). ``chunk_plan`` picks T and
+                   the dtype so no term leaves the float range; when no chunk length can (keys spread
+                   over more than ~600), the whole sequence goes through an associative scan
+                   (``wkv_scan.py``: the state after a segment, (p, a, b) with the segment's total
+                   decay, composes associatively — ``combine``), exact for any inputs;
 * ``"triton"``     ``postlib.kernels.wkv`` (the same chunked closed form as a GPU kernel);
 * ``"auto"``       Triton for CUDA tensors; on CPU the loop for a few tokens, the parallel form beyond.
 
@@ -42,10 +42,9 @@ from typing import NamedTuple
 import torch
 
 from .._checks import check_choice, check_finite, check_same, check_tensor
+from .wkv_scan import NEG_INF, combine, merge, wkv_scan  # noqa: F401  (combine, merge: public here too)
 
 BACKENDS = ("auto", "recurrent", "parallel", "triton")
-# The official kernel's "minus infinity": finite, so (−1e38) − (−1e38) = 0, never NaN.
-NEG_INF = -1e38
 # On CPU, up to this many tokens the loop's few steps beat the parallel form's set-up (measured on a
 # 2-core Xeon at 64 and 512 channels: the loop wins at 8 tokens, loses at 16).
 RECURRENT_MAX_LENGTH = 12
@@ -167,74 +166,11 @@ def _wkv_recurrent(w, u, k, v, state):
     return torch.stack(outs, dim=1), state
 
 
-# --------------------------------------------------------------------------- the parallel scan
-def _identity_like(x):
-    one = x[..., :1]
-    return torch.full_like(one, NEG_INF), torch.zeros_like(one), torch.zeros_like(one), torch.zeros_like(one)
-
-
-def merge(p1, a1, b1, p2, a2, b2, decay2):
-    """The sums of an earlier segment (p₁, a₁, b₁), decayed over a later one of total decay ``decay2``
-    (= its length × w), plus the later segment's sums (p₂, a₂, b₂), under a common maximum exponent:
-
-        p = max(p₁ − decay₂, p₂),   a = e^{p₁−decay₂−p} a₁ + e^{p₂−p} a₂,   b likewise.
-    """
-    q = p1 - decay2
-    p = torch.maximum(q, p2)
-    e1, e2 = torch.exp(q - p), torch.exp(p2 - p)
-    return p, e1 * a1 + e2 * a2, e1 * b1 + e2 * b2
-
-
-def combine(earlier, later):
-    """``merge`` on segment summaries (p, a, b, decay); the decays add. Associative, with identity
-    (NEG_INF, 0, 0, 0), so a scan may bracket it any way it likes."""
-    return (*merge(*earlier[:3], *later), earlier[3] + later[3])
-
-
-def _interleave(even, odd, length):
-    return torch.stack([even, odd], -1).flatten(-2)[..., :length]
-
-
-def scan_segments(p, a, b, d):
-    """Inclusive scan of ``combine`` along the last dim (time innermost): the summary of tokens 0..t.
-
-    Level by level: combine neighbours (2j, 2j+1), solve the half-length problem (its answers are the
-    odd positions), then even position 2j = merge(answer at 2j−1, element 2j). O(L) work and memory,
-    O(log L) depth. ``d`` may broadcast over the batch (it is the same for every sequence).
-    """
-    L = p.shape[-1]
-    if L == 1:
-        return p, a, b
-    d = d.expand_as(p)
-    if L % 2:                                    # pad with the identity element
-        p, a, b, d = (torch.cat([x, e], -1) for x, e in zip((p, a, b, d), _identity_like(p)))
-    pe, ae, be, de = (x[..., 0::2] for x in (p, a, b, d))
-    po, ao, bo, do = (x[..., 1::2] for x in (p, a, b, d))
-    P, A, B = scan_segments(*combine((pe, ae, be, de), (po, ao, bo, do)))   # answers at 2j+1
-    Pe, Ae, Be = merge(P[..., :-1], A[..., :-1], B[..., :-1], pe[..., 1:], ae[..., 1:], be[..., 1:], de[..., 1:])
-    return (_interleave(torch.cat([pe[..., :1], Pe], -1), P, L),
-            _interleave(torch.cat([ae[..., :1], Ae], -1), A, L),
-            _interleave(torch.cat([be[..., :1], Be], -1), B, L))
-
-
+# --------------------------------------------------------------------------- the exact scan (wkv_scan.py)
 def _wkv_scan(w, u, k, v, state):
-    """Prefix states S_{t−1} by ``scan_segments`` over [initial state, token 0, ..., token L−1],
-    then each output adds its own token with the bonus. Exact for any range of keys and decays
-    (every exp() is of a number ≤ 0); the fallback of ``_wkv_chunked``. Equals the loop (tests)."""
-    B, L, C = k.shape
-    kt, vt = k.transpose(1, 2), v.transpose(1, 2)                     # (B, C, L): time innermost
-    p = torch.cat([state.shift[..., None], kt], -1)                   # element 0 is the carried state
-    a = torch.cat([state.num[..., None], vt], -1)
-    b = torch.cat([state.den[..., None], torch.ones_like(kt)], -1)
-    d = torch.cat([torch.zeros_like(w[:, None]), w[:, None].expand(C, L)], -1)[None]   # its decay is 0
-    P, A, Bs = scan_segments(p, a, b, d)                              # S_{−1}, S_0, ..., S_{L−1}
-    last = WKVState(A[..., -1], Bs[..., -1], P[..., -1])
-    P, A, Bs = P[..., :-1], A[..., :-1], Bs[..., :-1]                 # S_{t−1} for each output t
-    bonus = u[:, None] + kt
-    q = torch.maximum(P, bonus)
-    e_past, e_now = torch.exp(P - q), torch.exp(bonus - q)
-    out = (e_past * A + e_now * vt) / (e_past * Bs + e_now)
-    return out.transpose(1, 2), last
+    """``wkv_scan.wkv_scan`` with the state as a ``WKVState``: the exact fallback of the parallel form."""
+    out, last = wkv_scan(w, u, k, v, state)
+    return out, WKVState(*last)
 
 
 # Exponent gaps each dtype represents with full precision: a term e^{−gap} below the largest one
@@ -262,8 +198,8 @@ def chunk_plan(w, u, k, dtype) -> tuple[int, torch.dtype] | None:
     return None
 
 
-def _wkv_chunked(w, u, k, v, state, chunk: int, dtype, out_dtype=None):
-    """Chunks of T tokens in closed form, chunk-final states carried by ``scan_segments``.
+def _wkv_chunked(w, u, k, v, state, chunk: int, dtype, out_dtype=None, out=None, scratch=None):
+    """Chunks of T tokens in closed form, the state carried from each chunk to the next (``_carry``).
 
     Inside a chunk (local index j), with z_j = k_j + j·w and m = max_j z_j, the past of row r is
     Σ_{j<r} e^{k_j − (r−1−j)w} v_j = e^{m − (r−1)w} Σ_{j<r} e^{z_j − m} v_j: one exp per token and a
@@ -274,61 +210,111 @@ def _wkv_chunked(w, u, k, v, state, chunk: int, dtype, out_dtype=None):
 
         wkv_r = (α A + β Σ_{j<r} E_j v_j + γ E_r v_r) / (α B + β Σ_{j<r} E_j + γ E_r),   E_j = e^{z_j − m}.
 
-    ``chunk_plan`` picks T so that no row's terms fall out of the dtype's range. Equals the loop (tests).
-    Returns the output in ``out_dtype`` (default: k's) and the final state in ``dtype``.
+    Numerator and denominator share every step, so they are stacked (index 0: E, 1: E·v) and each
+    pass does both. ``chunk_plan`` picks T so that no row's terms fall out of the dtype's range.
+    Equals the loop (tests). Returns the output in ``out_dtype`` (default: k's), the final state in ``dtype``.
+    Without autograd, the output may be written into ``out`` (B, L, C) and the work buffers taken from
+    ``scratch`` (a dict reused across calls, see ``_buffer``).
     """
     out_dtype = out_dtype or k.dtype
     B, L, C = k.shape
     T = chunk
     nc = -(-L // T)
-    pad = nc * T - L
-    # Without autograd, intermediates are overwritten in place: on a CPU, fresh buffers cost page
-    # faults comparable to the arithmetic itself.
-    inplace = not (torch.is_grad_enabled() and any(t.requires_grad for t in (w, u, k, v, *state)))
+    full, rest = divmod(L, T)
+    inplace = _in_place(w, u, k, v, *state)
     w, u = w.to(dtype), u.to(dtype)
 
-    def rows(x, fill):
-        """(B, L, C) → (T, B, nc, C) in ``dtype``: row j of every chunk is one contiguous slab (one copy)."""
-        if pad:     # padded tokens get key NEG_INF: weight 0, so they change nothing
-            x = torch.nn.functional.pad(x, (0, 0, 0, pad), value=fill)
-        out = torch.empty(T, B, nc, C, device=x.device, dtype=dtype)     # always a copy: it is written in place
-        return out.copy_(x.view(B, nc, T, C).permute(2, 0, 1, 3))
-
-    kr, vr = rows(k, NEG_INF), rows(v, 0.0)
+    # X[j, :, b, c] = row j of chunk c, (key, value) → (E, E·v): one copy per input, row j of every
+    # chunk one contiguous slab. A short last chunk is padded with key NEG_INF: weight 0, no effect.
+    X = _buffer(scratch if inplace else None, "X", (T, 2, B, nc, C), k.device, dtype)
+    for i, (x, fill) in enumerate(((k, NEG_INF), (v, 0.0))):
+        X[:, i, :, :full] = x[:, :full * T].view(B, full, T, C).permute(2, 0, 1, 3)
+        if rest:
+            X[:rest, i, :, full] = x[:, full * T:].transpose(0, 1)
+            X[rest:, i, :, full] = fill
     jw = torch.arange(T, device=k.device, dtype=dtype)[:, None, None, None] * w         # j·w
-    z = kr.add_(jw) if inplace else kr + jw
-    m = z.amax(0)                                                     # (B, nc, C)
-    E = z.sub_(m).exp_() if inplace else torch.exp_(z - m)
-    Ev = vr.mul_(E) if inplace else E * vr
-    past_ev, past_e = _exclusive_row_sums(Ev, inplace), _exclusive_row_sums(E, inplace)
-    total_ev, total_e = past_ev[-1] + Ev[-1], past_e[-1] + E[-1]     # each chunk's sums, (B, nc, C)
-    # Chunk summaries as of each chunk's last token, carried across chunks (time innermost for the scan).
-    P0, A0, B0 = (s.to(dtype)[:, :, None] for s in (state.shift, state.num, state.den))
-    p_el = torch.cat([P0, (m - (T - 1) * w).transpose(1, 2)], -1)
-    a_el = torch.cat([A0, total_ev.transpose(1, 2)], -1)
-    b_el = torch.cat([B0, total_e.transpose(1, 2)], -1)
-    d_el = torch.cat([torch.zeros_like(w[:, None]), (T * w)[:, None].expand(C, nc)], -1)[None]
-    P, A, Bs = (x.transpose(1, 2) for x in scan_segments(p_el, a_el, b_el, d_el))      # (B, nc + 1, C)
-    last = WKVState(A[:, -1], Bs[:, -1], P[:, -1] + pad * w)         # undo the padding's decay
-    P, A, Bs = P[:, :-1], A[:, :-1], Bs[:, :-1]                       # state entering each chunk
+    if inplace:
+        z = X[:, 0].add_(jw)        # (a mixed fp32 + fp64 add straight into X is slower than copy, add)
+        m = z.amax(0)                                                 # (B, nc, C)
+        X[:, 1].mul_(z.sub_(m).exp_())                                # X = (E, E·v)
+    else:
+        z = X[:, 0] + jw
+        m = z.amax(0)
+        E = torch.exp(z - m)
+        X = torch.stack([E, E * X[:, 1]], 1)
+    past = _exclusive_row_sums(X, inplace, scratch)                   # Σ_{j<r} (E, E·v)_j
+    P, S = _carry(state, m - (T - 1) * w, past[-1] + X[-1], T * w, inplace)   # entering each chunk, and after
+    last = WKVState(S[1, :, -1], S[0, :, -1], P[:, -1] + (nc * T - L) * w)     # undo the padding's decay
+    P, S = P[:, :-1], S[:, :, :-1]
     R = torch.maximum(torch.maximum(P, m + w), u + m)
     alpha, beta, gamma = torch.exp(P - R), torch.exp(m + w - R), torch.exp(u + m - R)
+    if not inplace:
+        Y = torch.addcmul(alpha * S, beta, past).addcmul_(gamma, X)
+        result = (Y[:, 1] / Y[:, 0]).permute(1, 2, 0, 3).to(out_dtype)
+        return result.reshape(B, nc * T, C)[:, :L], last
+    Y = past.mul_(beta).add_(alpha * S).addcmul_(gamma, X)
+    out = torch.empty(B, L, C, device=k.device, dtype=out_dtype) if out is None else out
+    # The ratio goes straight into (B, L, C) order and the output dtype: no extra pass.
+    torch.div(Y[:, 1, :, :full], Y[:, 0, :, :full], out=out[:, :full * T].view(B, full, T, C).permute(2, 0, 1, 3))
+    if rest:
+        torch.div(Y[:rest, 1, :, full], Y[:rest, 0, :, full], out=out[:, full * T:].transpose(0, 1))
+    return out, last
+
+
+def _in_place(*tensors) -> bool:
+    """Without autograd, intermediates are overwritten in place and buffers reused: on a CPU, fresh
+    buffers cost page faults comparable to the arithmetic itself."""
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+
+def _buffer(scratch: dict | None, name: str, shape, device, dtype) -> torch.Tensor:
+    """An uninitialised tensor of ``shape``; with a ``scratch`` dict, carved from one kept there under
+    ``name`` (grown when too small), so a loop over blocks allocates each buffer once."""
+    if scratch is None:
+        return torch.empty(shape, device=device, dtype=dtype)
+    n = math.prod(shape)
+    flat = scratch.get(name)
+    if flat is None or flat.numel() < n or flat.dtype != dtype or flat.device != torch.device(device):
+        flat = scratch[name] = torch.empty(n, device=device, dtype=dtype)
+    return flat[:n].view(shape)
+
+
+def _carry(state, p, s, decay, inplace: bool):
+    """The state entering every chunk: ``merge`` applied chunk after chunk, from ``state``.
+
+    p (B, nc, C): each chunk's exponent as of its last token; s (2, B, nc, C): its sums (ΣE, ΣE·v);
+    decay (C,): a chunk's total decay T·w. Returns P (B, nc + 1, C) and S (2, B, nc + 1, C), index c the
+    state before chunk c (index nc: after the last). The exponents need no loop: unrolled, merge's
+    max is P_n = max(P_0, max_{c<n} p_c + (c+1)·decay) − n·decay, a running maximum (cummax). Any P
+    would do as long as every step uses the same one (the represented sums are e^{P}·S); this one keeps
+    each exp() at ≤ 0. What stays sequential is two multiply-adds per chunk on (2, B, C).
+    """
+    B, nc, C = p.shape
+    n = torch.arange(nc + 1, device=p.device, dtype=p.dtype)[:, None] * decay          # (nc + 1, C)
+    shift0 = state.shift.to(p.dtype)[:, None]
+    P = torch.cummax(torch.cat([shift0, p + n[1:]], 1), 1).values - n                  # (B, nc + 1, C)
+    keep = torch.exp(P[:, :-1] - decay - P[:, 1:])                   # weight of the carried sums
+    add = torch.exp(p - P[:, 1:])                                     # weight of chunk c's own sums
+    start = torch.stack([state.den, state.num]).to(p.dtype)           # (2, B, C)
+    # unbind: every per-chunk view made in one call (indexing inside the loop costs as much as the math)
+    steps = zip(keep.unbind(1), add.unbind(1), s.unbind(2))
     if inplace:
-        num = past_ev.mul_(beta).add_(alpha * A).addcmul_(gamma, Ev)
-        out = num.div_(past_e.mul_(beta).add_(alpha * Bs).addcmul_(gamma, E))
-    else:
-        num = torch.addcmul(alpha * A, beta, past_ev).addcmul_(gamma, Ev)
-        out = num / torch.addcmul(alpha * Bs, beta, past_e).addcmul_(gamma, E)
-    result = torch.empty(B, nc, T, C, device=k.device, dtype=out_dtype)
-    result.copy_(out.permute(1, 2, 0, 3))                             # back to (B, L, C), converting once
-    return result.view(B, nc * T, C)[:, :L], last
+        S = torch.empty(2, B, nc + 1, C, device=p.device, dtype=p.dtype)
+        S[:, :, 0] = start
+        for before, after, (keep_c, add_c, s_c) in zip(S.unbind(2), S.unbind(2)[1:], steps):
+            torch.mul(before, keep_c, out=after).addcmul_(s_c, add_c)
+        return P, S
+    out = [start]
+    for keep_c, add_c, s_c in steps:
+        out.append(out[-1] * keep_c + s_c * add_c)
+    return P, torch.stack(out, 2)
 
 
-def _exclusive_row_sums(x, inplace: bool):
+def _exclusive_row_sums(x, inplace: bool, scratch: dict | None = None):
     """Σ_{j<r} x[j] for every row r of (T, ...): T − 1 contiguous additions (torch.cumsum is ~10x slower
     here on a CPU; and a shift of the inclusive sum, never a subtraction, so nothing cancels)."""
     if inplace:
-        out = torch.empty_like(x)
+        out = _buffer(scratch, "row sums", x.shape, x.device, x.dtype)
         out[0].zero_()
         for j in range(1, x.shape[0]):
             torch.add(out[j - 1], x[j - 1], out=out[j])
@@ -339,11 +325,15 @@ def _exclusive_row_sums(x, inplace: bool):
     return torch.stack(acc)
 
 
-# The chunked form streams through the sequence in blocks of about this many (token × channel) entries,
-# carrying the state between blocks: its ~20 passes then stay in cache (about 2x faster at (1, 4096, 512)
-# on a 2-core Xeon than one pass over the whole sequence; 2^18 and 2^20 were slower), and its extra
-# memory is O(block), not O(L).
+# The chunked form streams through the sequence in blocks of about this many (batch × token × channel)
+# entries, carrying the state between blocks: its ~15 passes then stay in cache (at (1, 4096, 512) on a
+# 2-core EPYC, 2^19 beat 2^17, 2^18, 2^20 and 2^21), and its extra memory is O(block), not O(L).
 BLOCK_ELEMENTS = 1 << 19
+
+
+def _block_count(batch: int, length: int, channels: int) -> int:
+    """How many equal blocks the sequence is cut into: about BLOCK_ELEMENTS entries each."""
+    return max(1, round(batch * length * channels / BLOCK_ELEMENTS))
 
 
 def _wkv_parallel(w, u, k, v, state):
@@ -352,7 +342,14 @@ def _wkv_parallel(w, u, k, v, state):
         return _wkv_scan(w, u, k, v, state)
     T, dtype = plan
     B, L, C = k.shape
-    block = max(T, BLOCK_ELEMENTS // max(B * C, 1) // T * T)
+    block = -(-L // (_block_count(B, L, C) * T)) * T                  # a whole number of chunks
+    if _in_place(w, u, k, v, *state):      # each block writes its slice of one output, buffers reused
+        out, scratch = torch.empty(B, L, C, device=k.device, dtype=k.dtype), {}
+        for start in range(0, L, block):
+            piece = slice(start, start + block)
+            state = _wkv_chunked(w, u, k[:, piece], v[:, piece], state, T, dtype, out=out[:, piece],
+                                 scratch=scratch)[1]
+        return out, WKVState(*(s.to(k.dtype) for s in state))
     outs = []
     for kb, vb in zip(torch.split(k, block, dim=1), torch.split(v, block, dim=1)):   # split: a linear backward
         out, state = _wkv_chunked(w, u, kb, vb, state, T, dtype)
@@ -376,8 +373,8 @@ def wkv_memory_estimate(batch: int, length: int, channels: int, dtype=torch.floa
 
     Per (batch × token × channel) entry, measured at 13 … 4096 tokens (tests/recurrent/test_wkv.py):
     the loop keeps its outputs (×2 entries; ×14 when autograd saves each step); the chunked form
-    holds ~6 fp64 arrays of one block (≤ 48 B per entry, the block padded by up to a chunk; ~112 B with
-    autograd, which keeps every block); the exact scan fallback ~16 compute-dtype entries (~28 with
+    holds ~5 fp64 arrays of one block (the stacked (E, E·v) and their row sums, the output; ≤ 48 B per
+    entry, the block padded by up to a chunk; ~112 B with autograd, which keeps every block); the exact scan fallback ~16 compute-dtype entries (~28 with
     autograd). A Triton call holds its output and state (its backward runs the parallel form).
     """
     check_choice(backend, "backend", BACKENDS)
@@ -390,7 +387,7 @@ def wkv_memory_estimate(batch: int, length: int, channels: int, dtype=torch.floa
         return (14 if grad else 2) * n * item + small
     if backend == "triton" and not grad:
         return n * item + small
-    block = max(MAX_CHUNK, BLOCK_ELEMENTS // max(batch * channels, 1))
+    block = -(-length // _block_count(batch, length, channels))     # + under a chunk, in ``padded``
     padded = batch * ((length if grad else min(length, block)) + MAX_CHUNK) * channels
     chunked = (112 if grad else 48) * padded
     scan = (28 if grad else 16) * n * item

@@ -103,3 +103,20 @@ def test_s4_kernel_records_both_forms_and_their_ratio():
     f = kernel_factories(8)
     naive, fast = f[NAIVE](37)(), f[CAUCHY](37)()
     assert naive.shape == fast.shape == (37,) and (fast - naive).abs().max() < 1e-9 * naive.abs().max()
+
+
+def test_wkv_speed_records_paired_speedups(monkeypatch):
+    """The speed-up is the median of back-to-back (loop, parallel) pairs, one per repeat."""
+    from postlib.bench.experiments import wkv_speed
+    calls = []
+    real = wkv_speed.paired_speedups
+
+    def spy(forms, lengths, repeats):
+        calls.append((list(lengths), repeats))
+        return real(forms, lengths, repeats)
+    monkeypatch.setattr(wkv_speed, "paired_speedups", spy)
+    _, doc = _record("wkv-speed", "--lengths", "13,40", "--channels", "8", "--repeats", "2", "--no-memory")
+    assert calls == [([13, 40], 2)]
+    assert set(doc["speedups"]) == {"13", "40"} and all(s > 0 for s in doc["speedups"].values())
+    assert doc["meets_target"] == (doc["speedups"]["40"] >= doc["target_speedup"])
+    assert "back-to-back pairs" in doc["notes"]

@@ -107,6 +107,28 @@ def test_keys_near_100_in_fp32(backend):
     assert_rel_rms(ref, out, 2e-5, backend)
 
 
+@pytest.mark.parametrize("grad", [False, True])
+def test_parallel_in_many_blocks_equals_the_loop(monkeypatch, grad):
+    """The parallel form streams through blocks of BLOCK_ELEMENTS entries, carrying the state between
+    them, chunk after chunk inside each (``_carry``). With tiny blocks: many of both, a short last chunk,
+    a carried-in state; with and without autograd (the in-place path and the out-of-place one)."""
+    import postlib.recurrent.wkv as wkv_module
+    monkeypatch.setattr(wkv_module, "BLOCK_ELEMENTS", 1 << 8)
+    w, u, k, v = _inputs(B=2, L=301, C=5)
+    w = w / 10                             # slow decays: the carried state still matters chunks later
+    start = wkv(w, u, k[:, :7], v[:, :7], backend="recurrent", return_state=True)[1]
+    ref, ref_state = wkv(w, u, k[:, 7:], v[:, 7:], backend="recurrent", state=start, return_state=True)
+    assert wkv_module._block_count(2, 294, 5) > 5
+    if grad:
+        k = k.clone().requires_grad_(True)
+    out, state = wkv(w, u, k[:, 7:], v[:, 7:], backend="parallel", state=start, return_state=True)
+    assert_rel_rms(ref, out.detach(), 1e-12, "parallel, many blocks")
+    for name in ("num", "den"):            # the sums e^{shift}·(num, den); any shift may represent them
+        torch.testing.assert_close(getattr(state, name).detach() * torch.exp(state.shift.detach()),
+                                   getattr(ref_state, name) * torch.exp(ref_state.shift), rtol=1e-10, atol=1e-300,
+                                   msg=name)
+
+
 @pytest.mark.parametrize("backend", ["recurrent", "parallel"])
 def test_streaming_in_pieces_equals_one_pass(backend):
     w, u, k, v = _inputs(L=40, C=4)
