@@ -236,6 +236,44 @@ class Dashboard:
                                              raw_css=[_stylesheet()], busy_indicator=None)
 
 
+# BokehJS bundles a session page loads by default that nothing in the dashboard uses: WebGL glyphs
+# (Bokeh plots only; every figure here is plotly) and MathJax (Panel adds it for any Markdown pane in
+# case it holds LaTeX; none here does, and without it Panel shows the text as written). They are 2.0
+# of the page's 9.9 MB of scripts, parsed by every reader's browser and sent by this one process to
+# each. (Bokeh's tables bundle stays: panel.min.js imports it at load, used or not.)
+UNUSED_BOKEH_BUNDLES = ("bokeh-gl", "bokeh-mathjax")
+
+
+def skip_unused_bokeh_bundles() -> None:
+    """Leave ``UNUSED_BOKEH_BUNDLES`` out of every session page this server renders (idempotent).
+
+    Panel renders a session's page through ``panel.io.server.bundle_resources(roots, resources)``;
+    the wrapper hands it the same resources without those components. tests/apps/test_dashboard.py
+    checks the page's script list, and the browser tests that every page still draws without errors.
+    """
+    import panel.io.server as panel_server
+
+    original = getattr(panel_server, "bundle_resources", None)
+    if original is None:                    # another Panel: serve every bundle rather than fail
+        log.warning("panel.io.server.bundle_resources is gone: every BokehJS bundle will be served")
+        return
+    if getattr(original, "skips_unused_bokeh_bundles", False):
+        return
+
+    @functools.wraps(original)
+    def bundle_resources(roots, resources, *args, **kwargs):
+        if resources is not None and hasattr(resources, "components"):
+            kept = [c for c in resources.components if c not in UNUSED_BOKEH_BUNDLES]
+            resources = resources.clone(components=kept)
+        return original(roots, resources, *args, **kwargs)
+
+    bundle_resources.skips_unused_bokeh_bundles = True
+    panel_server.bundle_resources = bundle_resources
+
+
+skip_unused_bokeh_bundles()
+
+
 @functools.lru_cache(maxsize=1)
 def _stylesheet() -> str:
     return (STATIC / "dashboard.css").read_text(encoding="utf-8")

@@ -158,3 +158,19 @@ def test_the_template_fits_a_phone():
     assert template.meta_viewport == VIEWPORT == "width=device-width, initial-scale=1"
     assert any("@media (max-width: 767.98px)" in css for css in template.config.raw_css)
     assert pn.config.js_files["bt-dashboard"] == "dashboard-static/dashboard.js"
+
+
+def test_session_pages_skip_the_unused_bokeh_bundles():
+    """A session's page lists BokehJS's widgets and tables bundles (panel.min.js imports tables at
+    load) but not WebGL and MathJax, which nothing in the dashboard uses (2 MB per reader)."""
+    import panel.io.server as panel_server
+    from bokeh.resources import Resources
+
+    import apps.dashboard as dashboard
+    dashboard.skip_unused_bokeh_bundles()                    # idempotent: already done at import
+    assert panel_server.bundle_resources.skips_unused_bokeh_bundles
+    assert not getattr(panel_server.bundle_resources.__wrapped__, "skips_unused_bokeh_bundles", False)
+    bundle = panel_server.bundle_resources([], Resources(mode="server", root_url="/"))
+    scripts = " ".join(str(f) for f in bundle.js_files)
+    assert "bokeh-widgets" in scripts and "bokeh-tables" in scripts and "bokeh.min.js" in scripts
+    assert dashboard.UNUSED_BOKEH_BUNDLES and not any(name in scripts for name in dashboard.UNUSED_BOKEH_BUNDLES)
