@@ -154,6 +154,36 @@ def wkv_state_figure(t: int, trace: dict, *, title: str | None = None, caption: 
     return finish(fig, title or f"Token {t}: wkv = {out:.2f}", caption_text(caption or default), height=520)
 
 
+def rwkv6_decay_figure(log_decays: dict, *, marks=(), title: str = "What the state still holds",
+                       caption: str | None = None) -> go.Figure:
+    """One heatmap per entry of ``log_decays`` ({label: (length,) log decays of one key channel}), on one
+    scale: row t, column i is Π_{j=i+1}^{t−1} w_j (``postlib.recurrent.rwkv6.rwkv6_past_weights``), the
+    factor on token i's k_iᵀv_i in the state output t reads. ``marks``: tokens to draw a line at (the
+    tokens that set a data-dependent decay, say)."""
+    from ..recurrent.rwkv6 import rwkv6_past_weights
+    if not log_decays:
+        raise ValueError("log_decays must hold at least one {label: (length,) log decays} entry")
+    curves = {label: torch.as_tensor(np.asarray(x, dtype=float)) for label, x in log_decays.items()}
+    lengths = {len(c) for c in curves.values()}
+    if len(lengths) != 1 or any(c.dim() != 1 or bool((c > 0).any()) for c in curves.values()):
+        raise ValueError("every entry of log_decays must be one channel's (length,) log decays <= 0, all one length")
+    L = lengths.pop()
+    marks = [int(m) for m in marks if 0 <= int(m) < L]
+    fig = make_subplots(rows=1, cols=len(curves), subplot_titles=list(curves), horizontal_spacing=0.12)
+    for col, c in enumerate(curves.values(), start=1):
+        fig.add_trace(go.Heatmap(z=rwkv6_past_weights(c).numpy(), coloraxis="coloraxis",
+                                 hovertemplate="output %{y}, token %{x}: %{z:.3g}<extra></extra>"), row=1, col=col)
+        _square(fig, 1, col, x_title="token i", y_title="output t")
+        for m in marks:
+            fig.add_vline(x=m, line=dict(color=palette.NEUTRALS["paper"], dash="dot", width=1), row=1, col=col)
+    coloraxis(fig, title="kept", cmin=0.0, cmax=1.0)
+    where = f" Dotted: token{'s' if len(marks) > 1 else ''} {', '.join(map(str, marks))}." if marks else ""
+    default = (f"One key channel over L = {L} tokens: how much of token i the state still holds when output t "
+               "reads it, Π_{j=i+1}^{t−1} w_j (1 just below the diagonal; 0 on and above it, where the current "
+               f"token enters through the bonus instead).{where}")
+    return finish(fig, title, caption_text(caption or default), height=440)
+
+
 def wkv_speed_figure(rows, *, provenance: dict | None = None, title: str = "WKV: parallel form vs loop",
                      caption: str | None = None) -> go.Figure:
     """Forward time against length of the loop and the parallel form (rows of ``wkv-speed``), log-log."""

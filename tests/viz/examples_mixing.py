@@ -32,6 +32,8 @@ EXAMPLES = {
     "mixing.wkv_state_figure": lambda: mixing.wkv_state_figure(9, _trace()),
     "mixing.wkv_state_figure#frames": lambda: frames_figure(mixing.wkv_state_figure, "t", list(range(16)),
                                                             trace=_trace(), duration_ms=300),
+    "mixing.rwkv6_decay_figure": lambda: mixing.rwkv6_decay_figure(
+        {"fixed decay": np.full(24, -0.1), "from the input": np.where(np.arange(24) == 12, -8.0, -0.1)}, marks=[12]),
     "mixing.wkv_speed_figure": lambda: mixing.wkv_speed_figure(load_results("cpu_wkv.json")["rows"],
                                                                provenance=load_results("cpu_wkv.json")["provenance"]),
     "mixing.decode_figure": lambda: mixing.decode_figure(load_results("cpu_rwkv_decode.json")["rows"],
