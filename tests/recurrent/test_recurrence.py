@@ -121,18 +121,6 @@ def test_retention_is_ssd_with_a_constant_step():
         assert_rel_rms(ret, ssd.transpose(2, 3), 1e-12)
 
 
-def _rwkv6_loop(r, k, v, w, u):
-    """RWKV-6's WKV as its paper writes it: wkv_t = S_{t−1} + diag(u) k_tᵀ v_t, o_t = r_t wkv_t,
-    S_t = diag(w_t) S_{t−1} + k_tᵀ v_t (w_t ∈ (0, 1)^{d_k}, data-dependent; u the bonus for the current token)."""
-    S = r.new_zeros(*r.shape[:2], r.shape[-1], v.shape[-1])
-    outs = []
-    for t in range(r.shape[2]):
-        kv = k[:, :, t, :, None] * v[:, :, t, None, :]
-        outs.append(torch.einsum("bhd,bhdv->bhv", r[:, :, t], S + u[None, :, :, None] * kv))
-        S = w[:, :, t, :, None] * S + kv
-    return torch.stack(outs, dim=2)
-
-
 def test_rwkv6_style_gated_recurrence_is_the_same_recurrence():
     """RWKV-6 reads the state *before* the current token's update: o_t = r_t · S_{t−1} + bonus. The shared
     recurrence with a_t = w_t gives q_s · S_s, so feed it the queries one step ahead (q_s = r_{s+1}): its output at
@@ -144,7 +132,8 @@ def test_rwkv6_style_gated_recurrence_is_the_same_recurrence():
     read = decayed_linear_recurrence(ahead, k, v, log_w, backend="chunked", chunk_size=16)
     previous = torch.cat([torch.zeros_like(read[:, :, :1]), read[:, :, :-1]], dim=2)   # r_t · S_{t−1}
     bonus = (q * u[None, :, None] * k).sum(-1, keepdim=True) * v
-    assert_rel_rms(_rwkv6_loop(q, k, v, torch.exp(log_w), u), previous + bonus, 1e-12)
+    from postlib.recurrent.rwkv6 import rwkv6_reference          # the paper's loop (tests/recurrent/test_rwkv6.py)
+    assert_rel_rms(rwkv6_reference(q, k, v, log_w, u)[0], previous + bonus, 1e-12)
 
 
 # --- gradients, memory, errors ---------------------------------------------------------------------------------
