@@ -45,7 +45,30 @@ _FAILED_ORDER = math.inf
 
 log = logging.getLogger("apps.dashboard")
 
-# "plotly" loads the Plotly pane's bundled JS (served by Panel itself, no CDN).
+VENDOR = STATIC / "vendor"
+
+
+def use_cartesian_plotly() -> bool:
+    """Serve plotly.js's cartesian partial bundle (``apps/static/vendor``, 1.3 MB: scatter, heatmap, bar,
+    histogram, the only trace types the pages draw) in place of the full 4.8 MB bundle Panel ships.
+
+    Every reader's browser parses plotly.js before it draws anything: it was 2.7 of the 3.5 s of script
+    time of a first page. Only while the vendored file has Panel's own plotly.js version (the Plotly
+    pane's code expects it); otherwise Panel's bundle stays. Returns whether the swap was made.
+    """
+    from panel.models import plotly as panel_plotly
+
+    name = f"plotly-cartesian-{panel_plotly.PLOTLY_VERSION}.min.js"
+    if not (VENDOR / name).is_file():
+        log.warning("no %s in %s (Panel's plotly.js version): serving Panel's full plotly.js bundle", name, VENDOR)
+        return False
+    panel_plotly.PlotlyPlot.__javascript__ = [f"dashboard-static/vendor/{name}"]
+    panel_plotly.PlotlyPlot.__css__ = []        # maplibre's stylesheet, for map traces: none here
+    return True
+
+
+use_cartesian_plotly()
+# "plotly" loads the Plotly pane's JS (served by this server, never a CDN).
 pn.extension("plotly", notifications=False)
 # Served by apps.serve from apps/static (and the figures' narrow-screen script from postlib/viz/static,
 # when the package ships it). Through pn.config, not the template's js_files: Panel 1.9's

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import sys
 import textwrap
+from pathlib import Path
 
 import panel as pn
 import pytest
@@ -174,3 +175,33 @@ def test_session_pages_skip_the_unused_bokeh_bundles():
     scripts = " ".join(str(f) for f in bundle.js_files)
     assert "bokeh-widgets" in scripts and "bokeh-tables" in scripts and "bokeh.min.js" in scripts
     assert dashboard.UNUSED_BOKEH_BUNDLES and not any(name in scripts for name in dashboard.UNUSED_BOKEH_BUNDLES)
+
+
+def test_the_dashboard_serves_plotly_js_cartesian_bundle():
+    """plotly.js's cartesian bundle (1.3 MB, vendored) replaces Panel's full one (4.8 MB) at Panel's plotly.js
+    version, and holds every trace type a page or a figure builder draws."""
+    import re
+
+    from panel.models import plotly as panel_plotly
+
+    import apps.dashboard as dashboard
+    name = f"plotly-cartesian-{panel_plotly.PLOTLY_VERSION}.min.js"
+    assert panel_plotly.PlotlyPlot.__javascript__ == [f"dashboard-static/vendor/{name}"]
+    bundle = (dashboard.VENDOR / name).read_text(encoding="utf-8")
+    assert f"plotly.js (cartesian - minified) v{panel_plotly.PLOTLY_VERSION}" in bundle[:200]
+    traces = set(re.findall(r'moduleType:"trace",name:"(\w+)"', bundle))
+    root = Path(dashboard.__file__).resolve().parent.parent
+    used = {m.lower() for folder in ("apps", "postlib/viz") for f in (root / folder).rglob("*.py")
+            for m in re.findall(r"\bgo\.(\w+)\(", f.read_text(encoding="utf-8"))} - {"figure", "frame"}
+    assert used and used <= traces, f"trace types missing from the cartesian bundle: {used - traces}"
+
+
+def test_without_the_vendored_bundle_panels_own_plotly_js_stays(monkeypatch, tmp_path, caplog):
+    from panel.models import plotly as panel_plotly
+
+    import apps.dashboard as dashboard
+    monkeypatch.setattr(panel_plotly.PlotlyPlot, "__javascript__", ["panel's own"])
+    monkeypatch.setattr(dashboard, "VENDOR", tmp_path)
+    assert dashboard.use_cartesian_plotly() is False
+    assert panel_plotly.PlotlyPlot.__javascript__ == ["panel's own"]
+    assert "serving Panel's full plotly.js bundle" in caplog.text
