@@ -1,14 +1,15 @@
-"""Mixing: RWKV's WKV state token by token, ConvMixer's receptive field, gMLP's spatial weights.
+"""Mixing: RWKV's WKV state token by token, RWKV-6 forgetting on cue, ConvMixer's receptive field, gMLP's weights.
 
 Widgets and layout only. The WKV trace is ``postlib.recurrent.wkv_trace.wkv_trace`` (the reference
 loop, one channel), the figures are ``postlib.viz.mixing`` builders — the ones chapter 5 draws:
 ``wkv_state_figure`` (one frame per token; here a Player steps it), ``wkv_weights_figure`` (what
-each output reads), ``receptive_field_figure`` and ``spatial_weights_figure`` (the trained weights
+each output reads), ``rwkv6_decay_figure`` (on ``postlib.recurrent.rwkv6.reset_demo_log_decay``, the
+chapter's forgetting demo), ``receptive_field_figure`` and ``spatial_weights_figure`` (the trained weights
 come from the recorded ``gmlp-spatial`` experiment, ``postlib/bench/results/cpu_gmlp_spatial.json``).
 Every figure comes from the server-wide cache (``apps.figures.cached_figure``).
 
 The reader chooses lengths, depths and kernel sizes within bounds; each figure's size is checked
-against the server's memory budget (``wkv_bytes``, ``field_bytes``, bounded by a measurement in
+against the server's memory budget (``wkv_bytes``, ``forget_bytes``, ``field_bytes``, bounded by a measurement in
 ``tests/apps/test_page_budgets.py``) before it is built.
 """
 from __future__ import annotations
@@ -22,12 +23,15 @@ import param
 from apps.widgets import (Page, beside, budget_refusal, cached_figure, captioned_figure, controls, guarded,
                           labelled_player, section, stack)
 from postlib.bench import load_results
+from postlib.recurrent.rwkv6 import reset_demo_log_decay
 from postlib.recurrent.wkv_trace import wkv_trace
-from postlib.viz.mixing import receptive_field_figure, spatial_weights_figure, wkv_state_figure, wkv_weights_figure
+from postlib.viz.mixing import (receptive_field_figure, rwkv6_decay_figure, spatial_weights_figure, wkv_state_figure,
+                                wkv_weights_figure)
 
 DECAYS = [0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
 WKV_LENGTHS = [8, 12, 16, 24, 32, 48]
 FIELD_LENGTHS = [16, 32, 48, 64]
+FORGET_LENGTH = 32                        # tokens in the RWKV-6 forgetting demo (the chapter's)
 # Measured (tests/apps/test_page_budgets.py): a WKV frame or weights map holds a few float64 L × L
 # arrays (log weights, softmax, the figure's copy) plus a few MiB of plotly objects; the receptive
 # field multiplies int64 L × L matrices ``depth`` times. Charged: 16 arrays and 6 MiB.
@@ -44,6 +48,11 @@ def field_bytes(length: int) -> int:
     return ARRAYS * BYTES_PER_ELEMENT * int(length) ** 2 + OVERHEAD_BYTES
 
 
+def forget_bytes() -> int:
+    """An upper bound on the peak bytes of the RWKV-6 forgetting demo: two L × L maps, charged like WKV's."""
+    return wkv_bytes(FORGET_LENGTH)
+
+
 def _channel(length: int, seed: int):
     g = np.random.default_rng(seed)
     return g.normal(size=length), g.normal(size=length)
@@ -57,6 +66,14 @@ def _trace(decay: float, bonus: float, length: int, seed: int) -> dict:
 def state_frame(t: int, decay: float, bonus: float, length: int, seed: int):
     """The WKV state figure at token ``t`` for one setting (a pure function of its arguments)."""
     return wkv_state_figure(t, _trace(decay, bonus, length, seed))
+
+
+def forgetting_figure(strength: float, reset_at: int, length: int = FORGET_LENGTH):
+    """What one RWKV-6 key channel keeps with a fixed decay and with a reset token at ``reset_at``."""
+    return rwkv6_decay_figure({"fixed decay (RWKV-4, RWKV-5)": reset_demo_log_decay(length, ()),
+                               "decay from the input (RWKV-6)": reset_demo_log_decay(length, [reset_at],
+                                                                                     strength=strength)},
+                              marks=[reset_at])
 
 
 def recorded_spatial_figure():
@@ -75,6 +92,9 @@ class MixingPage(Page):
     kernel_size = param.Integer(default=5, bounds=(2, 9), doc="ConvMixer kernel size k.")
     depth = param.Integer(default=3, bounds=(0, 16), doc="Stacked ConvMixer blocks.")
     field_length = param.Selector(default=48, objects=FIELD_LENGTHS, doc="Positions in the receptive-field map.")
+    reset_strength = param.Number(default=5.0, bounds=(0.0, 6.0), step=0.5,
+                                  doc="How far the reset token pushes RWKV-6's d_t up (B of the low-rank map).")
+    reset_at = param.Integer(default=12, bounds=(1, FORGET_LENGTH - 2), doc="The token that carries the reset feature.")
 
     def __init__(self, budget_bytes: int | None = None, **params):
         super().__init__(**params)
@@ -84,10 +104,12 @@ class MixingPage(Page):
         self.state_pane = captioned_figure(css_classes=["mixing-wkv-state"])
         self.weights_pane = captioned_figure(css_classes=["mixing-wkv-weights"])
         self.field_pane = captioned_figure(css_classes=["mixing-field"])
+        self.forget_pane = captioned_figure(css_classes=["mixing-forget"])
         self.spatial_pane = captioned_figure(css_classes=["mixing-spatial"])
         self.player = labelled_player("token t", start=0, end=self.wkv_length - 1, interval=500)
         self.player.param.watch(self._on_player, "value")
         self.reset_wkv()
+        self.draw_forgetting()
         self.draw_field()
         self.draw_spatial()
 
@@ -121,6 +143,16 @@ class MixingPage(Page):
         t = min(max(int(self.player.value), 0), self.wkv_length - 1)
         self.state_pane.object = cached_figure(state_frame, t, self.decay, self.bonus, self.wkv_length, self.seed)
 
+    # ----- RWKV-6 -----------------------------------------------------------------------------
+    @param.depends("reset_strength", "reset_at", watch=True)
+    @guarded
+    def draw_forgetting(self) -> None:
+        if self._refused("forget", "the RWKV-6 forgetting demo", forget_bytes()):
+            self.forget_pane.visible = False
+            return
+        self.forget_pane.object = cached_figure(forgetting_figure, float(self.reset_strength), int(self.reset_at))
+        self.forget_pane.visible = True
+
     # ----- ConvMixer --------------------------------------------------------------------------
     @param.depends("kernel_size", "depth", "field_length", watch=True)
     @guarded
@@ -143,6 +175,9 @@ class MixingPage(Page):
             pn.widgets.FloatSlider.from_param(self.param.bonus, label="bonus u"),
             controls(pn.widgets.Select.from_param(self.param.wkv_length, label="tokens"),
                      pn.widgets.IntInput.from_param(self.param.seed, label="seed"), basis_px=110))
+        forget_settings = stack(
+            pn.widgets.FloatSlider.from_param(self.param.reset_strength, label="reset strength"),
+            pn.widgets.IntSlider.from_param(self.param.reset_at, label="reset at token"))
         field_settings = stack(
             pn.widgets.IntSlider.from_param(self.param.kernel_size, label="kernel size k"),
             pn.widgets.IntSlider.from_param(self.param.depth, label="depth (blocks)"),
@@ -156,6 +191,11 @@ class MixingPage(Page):
             self.alert.pane, self.refusal,
             beside(wkv_settings, stack(self.player, self.state_pane)),
             self.weights_pane,
+            section("### RWKV-6: forgetting on cue\nRWKV-6 computes its decay from the token "
+                    "(`postlib.recurrent.rwkv6`): w_t = exp(−exp(d_t)), d_t = ω + tanh(x_t A) B. Here one token "
+                    "carries a reset feature, and the strength is B: the larger it is, the closer that token's "
+                    "w_t gets to 0, and the state forgets everything before it. A fixed decay (left) cannot."),
+            beside(forget_settings, self.forget_pane),
             section("### ConvMixer: the receptive field\nA stack of causal depthwise convolutions of size k: one "
                     "output sees depth·(k − 1) + 1 positions, a field that grows linearly with depth. The colours "
                     "count the paths from each input, which crowd in the middle of the window."),

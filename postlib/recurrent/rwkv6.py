@@ -147,3 +147,24 @@ def rwkv6_past_weights(log_w) -> torch.Tensor:
     t = torch.arange(L, device=log_w.device)
     gap = before[..., :, None] - c[..., None, :]                      # Σ_{j=i+1}^{t−1} log w_j
     return torch.exp(gap.masked_fill(t[None, :] >= t[:, None], float("-inf")))
+
+
+def reset_demo_log_decay(length: int, resets=(), *, base_decay: float = 0.05, strength: float = 5.2) -> torch.Tensor:
+    """One key channel's log decays from ``finch_log_decay`` for a toy input: the tokens at ``resets`` carry a
+    "reset" feature (x_t = 1), the others none (x_t = 0). With ω = log(base_decay), A = 3 and B = ``strength``
+    (set by hand here; a model learns them), w_t = e^{−base_decay} away from the resets and
+    e^{−base_decay·e^{tanh(3)·strength}} at them (strength 5.2: ~2e-4). Returns (length,) float64.
+    The forgetting demo of the RWKV chapter and of the dashboard's Mixing page."""
+    check_positive_int(length, "length")
+    if not (0 < base_decay < float("inf")):
+        raise ValueError(f"base_decay must be a finite number > 0 (w = e^(-base_decay) away from a reset), got {base_decay}")
+    if not (0 <= strength < float("inf")):
+        raise ValueError(f"strength must be a finite number >= 0 (how far a reset token pushes d_t up), got {strength}")
+    resets = [int(t) for t in resets]
+    if any(not 0 <= t < length for t in resets):
+        raise ValueError(f"resets must be token positions in [0, length={length}), got {resets}")
+    f64 = dict(dtype=torch.float64)
+    x = torch.zeros(1, length, 1, **f64)
+    x[0, resets, 0] = 1.0
+    omega = torch.full((1, 1), float(torch.log(torch.tensor(base_decay, **f64))), **f64)
+    return finch_log_decay(x, omega, torch.full((1, 1), 3.0, **f64), torch.full((1, 1), float(strength), **f64))[0, 0, :, 0]

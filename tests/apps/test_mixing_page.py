@@ -70,8 +70,9 @@ def test_gmlp_weights_are_the_recorded_ones():
 
 
 def test_over_budget_sizes_are_refused_with_a_message():
-    page = MixingPage(budget_bytes=mixing.wkv_bytes(24) + 1, field_length=16)   # strictly below: drawn
-    assert not page.refusal.visible and page.state_pane.visible
+    budget = max(mixing.wkv_bytes(24), mixing.forget_bytes()) + 1                  # strictly below: drawn
+    page = MixingPage(budget_bytes=budget, field_length=16)
+    assert not page.refusal.visible and page.state_pane.visible and page.forget_pane.visible
     page.wkv_length = 48
     assert page.refusal.visible and not page.state_pane.visible and not page.weights_pane.visible
     assert "Refused" in page.refusal.object and "48-token" in page.refusal.object
@@ -82,3 +83,27 @@ def test_over_budget_sizes_are_refused_with_a_message():
     page.wkv_length, page.field_length = 16, 16
     assert not page.refusal.visible and page.state_pane.visible and page.field_pane.visible
     assert page.alert.message is None
+
+
+def test_rwkv6_sliders_move_the_reset_and_its_strength():
+    """The forgetting demo is the chapter's: reset_demo_log_decay through rwkv6_decay_figure."""
+    from postlib.recurrent.rwkv6 import reset_demo_log_decay, rwkv6_past_weights
+    page = MixingPage()
+    fig = page.forget_pane.object
+    fixed, data = (np.asarray(t.z, float) for t in fig.data)
+    t = page.reset_at
+    np.testing.assert_allclose(data, rwkv6_past_weights(reset_demo_log_decay(32, [t], strength=5.0)).numpy())
+    assert data[t + 1:, :t].max() < 0.05 < fixed[t + 1, t - 1]           # forgotten across the reset; kept without
+    assert [s.x0 for s in fig.layout.shapes] == [t, t]
+    page.reset_at = 20
+    assert [s.x0 for s in page.forget_pane.object.layout.shapes] == [20, 20]
+    page.reset_strength = 0.0                                          # no push: the two panels agree
+    fixed, data = (np.asarray(t.z, float) for t in page.forget_pane.object.data)
+    np.testing.assert_allclose(fixed, data)
+    assert page.alert.message is None
+
+
+def test_the_forgetting_demo_is_refused_over_budget():
+    page = MixingPage(budget_bytes=mixing.forget_bytes() - 1, wkv_length=8, field_length=16)
+    assert not page.forget_pane.visible and "forgetting demo" in page.refusal.object
+    assert page.state_pane.visible and page.field_pane.visible

@@ -85,6 +85,11 @@ def test_mixing_wkv_bytes_bounds_the_measured_peak(length):
     assert 0 < peak <= mixing.wkv_bytes(length), (peak, mixing.wkv_bytes(length))
 
 
+def test_mixing_forget_bytes_bounds_the_measured_peak():
+    peak = measured_peak(lambda: FigureCache().get(mixing.forgetting_figure, 5.0, mixing.FORGET_LENGTH - 2))
+    assert 0 < peak <= mixing.forget_bytes(), (peak, mixing.forget_bytes())
+
+
 @pytest.mark.parametrize("length, depth, k", [(16, 16, 9), (mixing.FIELD_LENGTHS[-1], 16, 9), (64, 1, 2)])
 def test_mixing_field_bytes_bounds_the_measured_peak(length, depth, k):
     peak = measured_peak(lambda: FigureCache().get(mixing.receptive_field_figure, depth, k, length))

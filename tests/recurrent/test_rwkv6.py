@@ -133,3 +133,20 @@ def test_bad_input_names_the_argument():
         rwkv6(r, k, bad, log_w, u)
     with pytest.raises(ValueError, match=r"B must have shape \(rank=2"):
         finch_log_decay(torch.zeros(1, 3, 5), torch.zeros(2, 3), torch.zeros(5, 2), torch.zeros(2, 5))
+
+
+def test_the_reset_demo_forgets_at_the_reset_tokens_only():
+    from postlib.recurrent.rwkv6 import reset_demo_log_decay
+    log_w = reset_demo_log_decay(32, [10, 22])
+    w = torch.exp(log_w)
+    assert w[10] < 1e-3 and w[22] < 1e-3
+    others = [t for t in range(32) if t not in (10, 22)]
+    torch.testing.assert_close(log_w[others], torch.full((30,), -0.05, **F64))
+    torch.testing.assert_close(reset_demo_log_decay(32, [10], strength=0.0), torch.full((32,), -0.05, **F64))
+    kept = rwkv6_past_weights(log_w)
+    assert kept[11:, :10].max() < 1e-3 and kept[11, 9] == kept[11:, :10].max()
+    for bad, match in (({"base_decay": 0.0}, "base_decay"), ({"strength": -1.0}, "strength")):
+        with pytest.raises(ValueError, match=match):
+            reset_demo_log_decay(8, [2], **bad)
+    with pytest.raises(ValueError, match="resets"):
+        reset_demo_log_decay(8, [8])
