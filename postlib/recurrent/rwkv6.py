@@ -50,7 +50,8 @@ def finch_log_decay(x, omega, A, B):
     H, Dk = omega.shape
     check_tensor(B, "B", 2, f"(rank={A.shape[-1]}, heads·d_k={H * Dk})")
     if A.shape[0] != x.shape[-1]:
-        raise ValueError(f"A must have shape (d_in={x.shape[-1]}, rank) to match x's last dimension, got {tuple(A.shape)}")
+        raise ValueError(f"A must have shape (d_in={x.shape[-1]}, rank) to match x's last dimension, "
+                         f"got {tuple(A.shape)}")
     if B.shape != (A.shape[1], H * Dk):
         raise ValueError(f"B must have shape (rank={A.shape[1]}, heads·d_k={H * Dk}), got {tuple(B.shape)}")
     for name, t in (("x", x), ("omega", omega), ("A", A), ("B", B)):
@@ -157,7 +158,8 @@ def reset_demo_log_decay(length: int, resets=(), *, base_decay: float = 0.05, st
     The forgetting demo of the RWKV chapter and of the dashboard's Mixing page."""
     check_positive_int(length, "length")
     if not (0 < base_decay < float("inf")):
-        raise ValueError(f"base_decay must be a finite number > 0 (w = e^(-base_decay) away from a reset), got {base_decay}")
+        raise ValueError(f"base_decay must be a finite number > 0 (w = e^(-base_decay) away from a reset), "
+                         f"got {base_decay}")
     if not (0 <= strength < float("inf")):
         raise ValueError(f"strength must be a finite number >= 0 (how far a reset token pushes d_t up), got {strength}")
     resets = [int(t) for t in resets]
@@ -167,4 +169,5 @@ def reset_demo_log_decay(length: int, resets=(), *, base_decay: float = 0.05, st
     x = torch.zeros(1, length, 1, **f64)
     x[0, resets, 0] = 1.0
     omega = torch.full((1, 1), float(torch.log(torch.tensor(base_decay, **f64))), **f64)
-    return finch_log_decay(x, omega, torch.full((1, 1), 3.0, **f64), torch.full((1, 1), float(strength), **f64))[0, 0, :, 0]
+    A, B = torch.full((1, 1), 3.0, **f64), torch.full((1, 1), float(strength), **f64)
+    return finch_log_decay(x, omega, A, B)[0, 0, :, 0]

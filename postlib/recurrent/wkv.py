@@ -374,8 +374,8 @@ def wkv_memory_estimate(batch: int, length: int, channels: int, dtype=torch.floa
     Per (batch × token × channel) entry, measured at 13 … 4096 tokens (tests/recurrent/test_wkv.py):
     the loop keeps its outputs (×2 entries; ×14 when autograd saves each step); the chunked form
     holds ~5 fp64 arrays of one block (the stacked (E, E·v) and their row sums, the output; ≤ 48 B per
-    entry, the block padded by up to a chunk; ~112 B with autograd, which keeps every block); the exact scan fallback ~16 compute-dtype entries (~28 with
-    autograd). A Triton call holds its output and state (its backward runs the parallel form).
+    entry, the block padded by up to a chunk; ~112 B with autograd, which keeps every block); the exact
+    scan fallback ~16 compute-dtype entries (~28 with autograd). A Triton call holds its output and state (its backward runs the parallel form).
     """
     check_choice(backend, "backend", BACKENDS)
     item = compute_dtype(dtype).itemsize

@@ -126,14 +126,11 @@ def test_rwkv6_style_gated_recurrence_is_the_same_recurrence():
     recurrence with a_t = w_t gives q_s · S_s, so feed it the queries one step ahead (q_s = r_{s+1}): its output at
     s is r_{s+1} · S_s, RWKV-6's read at s + 1. Add the bonus r_t·(u ⊙ k_t) v_t — and one chunked loop serves
     RetNet, SSD and this gated (GLA / RWKV-6) form, with a data-dependent decay per key channel."""
+    from postlib.recurrent.rwkv6 import rwkv6, rwkv6_reference   # rwkv6's chunked form is this shifted read
     q, k, v, log_w = _inputs(45, "channel", seed=1)
     u = torch.randn(H, DK, dtype=torch.float64)
-    ahead = torch.cat([q[:, :, 1:], torch.zeros_like(q[:, :, :1])], dim=2)          # q_s = r_{s+1}
-    read = decayed_linear_recurrence(ahead, k, v, log_w, backend="chunked", chunk_size=16)
-    previous = torch.cat([torch.zeros_like(read[:, :, :1]), read[:, :, :-1]], dim=2)   # r_t · S_{t−1}
-    bonus = (q * u[None, :, None] * k).sum(-1, keepdim=True) * v
-    from postlib.recurrent.rwkv6 import rwkv6_reference          # the paper's loop (tests/recurrent/test_rwkv6.py)
-    assert_rel_rms(rwkv6_reference(q, k, v, log_w, u)[0], previous + bonus, 1e-12)
+    assert_rel_rms(rwkv6_reference(q, k, v, log_w, u)[0], rwkv6(q, k, v, log_w, u, backend="chunked", chunk_size=16),
+                   1e-12)
 
 
 # --- gradients, memory, errors ---------------------------------------------------------------------------------
