@@ -3,6 +3,8 @@
     python -m apps.loadtest --readers 20                 # serves the dashboard itself, then measures
     python -m apps.loadtest --readers 20 --num-procs 2   # ... with two server processes
     python -m apps.loadtest --url http://127.0.0.1:5006/dashboard --readers 6
+    python -m apps.loadtest --readers 20 --protocol       # no browsers: the server's share alone
+    python -m apps.loadtest --readers 20 --own-machines   # ... plus one browser's own work, measured
 
 Each reader is a fresh headless-Chromium context (the system Chromium, never a
 downloaded one) opening the dashboard at the same moment. Reported:
@@ -20,7 +22,10 @@ downloaded one) opening the dashboard at the same moment. Reported:
 
 The machine running the browsers also runs the server, so on a 2-core machine
 the readers' rendering competes with the server: the numbers are an upper
-bound on what readers on their own machines would see.
+bound on what readers on their own machines would see. ``--own-machines``
+(``apps.loadtest_protocol``) measures that case: the crowd asks the server
+everything a browser asks, over HTTP and the websocket, and waits as long as
+one real browser spent on its own work.
 """
 from __future__ import annotations
 
@@ -38,6 +43,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
+
+from apps.loadtest_protocol import calibrate, protocol_summary, run_protocol_load
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("POSTLIB_CHROMIUM", "/usr/bin/chromium")
@@ -312,55 +319,6 @@ async def run_load(url: str, readers: int, *, slider_trials: int = 10, crowd_sli
     return report
 
 
-def _fetch(url: str, timeout: float) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return resp.read()
-
-
-def _protocol_reader(url: str, timeout_s: float, with_assets: bool) -> tuple[float, float]:
-    """What one reader's browser asks of the server, without rendering: the page (its HTML carries
-    the session's whole document, figures included), then every script and style sheet it names.
-    Returns (seconds until the page arrived, seconds until the assets had too)."""
-    import re
-    from urllib.parse import urljoin
-
-    start = time.monotonic()
-    html = _fetch(url, timeout_s).decode("utf-8", "replace")
-    page_s = time.monotonic() - start
-    if with_assets:
-        for ref in re.findall(r'(?:src|href)="([^"#]+\.(?:js|css)(?:\?[^"]*)?)"', html):
-            _fetch(urljoin(url, ref), timeout_s)
-    return page_s, time.monotonic() - start
-
-
-def run_protocol_load(url: str, readers: int, timeout_s: float = 240, with_assets: bool = True,
-                      server_pids: Callable[[], list[int]] | None = None) -> dict:
-    """``readers`` clients requesting the dashboard at once, without browsers: the server's share alone."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    server_pids = server_pids or (lambda: [])
-    report: dict = {"url": url, "readers": readers, "mode": "protocol", "load_before": os.getloadavg()}
-    cpu0 = cpu_seconds(server_pids)
-    with ThreadPoolExecutor(max_workers=readers) as pool:
-        results = list(pool.map(lambda _i: _protocol_reader(url, timeout_s, with_assets), range(readers)))
-    report["server_cpu_s"] = cpu_seconds(server_pids) - cpu0
-    report["page_s"] = _stats([r[0] for r in results])
-    report["page_and_assets_s"] = _stats([r[1] for r in results])
-    report["load_after"] = os.getloadavg()
-    return report
-
-
-def protocol_summary(report: dict) -> str:
-    page, full = report["page_s"], report["page_and_assets_s"]
-    return "\n".join([
-        f"readers: {report['readers']} (no browsers: HTTP only)   server: {report.get('server_args', 'external')}",
-        f"load average before: {tuple(round(v, 2) for v in report['load_before'])}, "
-        f"after: {tuple(round(v, 2) for v in report['load_after'])}",
-        f"page with its document (s): median {page['median']:.2f}, p90 {page['p90']:.2f}, max {page['max']:.2f}",
-        f"page + scripts and styles (s): median {full['median']:.2f}, p90 {full['p90']:.2f}, max {full['max']:.2f}",
-        f"server CPU: {report['server_cpu_s']:.1f} s ({report['server_cpu_s'] / report['readers']:.2f} per reader)"])
-
-
 def server_problems(log_text: str) -> list[str]:
     """Lines of a server log that report an error (tracebacks, ERROR, unretrieved task exceptions)."""
     keys = ("Traceback", "ERROR", "Task exception was never retrieved", "Exception in callback")
@@ -411,7 +369,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-crowd-slider", action="store_true", help="skip the slider moves of the crowd")
     parser.add_argument("--viewport", default="1400x1000", help="WIDTHxHEIGHT of each reader's window")
     parser.add_argument("--protocol", action="store_true",
-                        help="no browsers: each reader only requests the page and its scripts (the server's share)")
+                        help="no browsers: each reader asks the server what a browser asks (page, scripts, "
+                             "document over the websocket), with no client time: the server's share")
+    parser.add_argument("--own-machines", action="store_true",
+                        help="as --protocol, with each reader waiting as long as one browser, measured first, "
+                             "spends on its own work: readers on their own machines")
     parser.add_argument("--json", type=Path, help="also write the full report here")
     args = parser.parse_args(argv)
     if args.readers < 1:
@@ -435,8 +397,9 @@ def main(argv=None) -> int:
         url += f"?page={args.page}"
     try:
         rss_before = server.rss_bytes() if server else None
-        if args.protocol:
-            report = run_protocol_load(url, args.readers, server_pids=server.pids if server else None)
+        if args.protocol or args.own_machines:
+            client = asyncio.run(calibrate(url, viewport)) if args.own_machines else None
+            report = run_protocol_load(url, args.readers, client, server_pids=server.pids if server else None)
         else:
             report = asyncio.run(run_load(url, args.readers, slider_trials=args.slider_trials,
                                           crowd_slider=not args.no_crowd_slider, viewport=viewport,
@@ -449,7 +412,7 @@ def main(argv=None) -> int:
     finally:
         if server:
             server.close()
-    print(protocol_summary(report) if args.protocol else summary(report))
+    print(protocol_summary(report) if "mode" in report else summary(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str))
     return 0

@@ -138,6 +138,18 @@ def test_warm_up_builds_every_page_without_running_on_load_work(monkeypatch):
     assert not pn.state._onload  # nothing queued is left behind
 
 
+def test_warm_session_builds_a_whole_session_and_leaves_nothing_registered():
+    """The server's first session paid ~3x the next (plotly's widget modules imported on the first
+    Plotly model, first-use work in Bokeh's serializer): warm_session pays it at start-up."""
+    from apps.dashboard import warm_session
+
+    registries = ("_templates", "_locations", "_notifications", "_periodic", "_onload", "_loaded", "_views")
+    before = {name: len(getattr(pn.state, name)) for name in registries}
+    models = warm_session()
+    assert models > 50  # the template, the navigation and the first page, all made into models
+    assert {name: len(getattr(pn.state, name)) for name in registries} == before
+
+
 def test_a_session_created_without_a_rendered_page_still_uses_local_stylesheets():
     from bokeh.document import Document
     from bokeh.models import ImportedStyleSheet
