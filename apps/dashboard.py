@@ -385,15 +385,16 @@ def warm_session(pages: list[PageSpec] | None = None) -> int:
             models = len(doc.models)
         except Exception:  # readers will see the same failure in their own session
             log.exception("warming up a whole session failed")
-        finally:
-            context = SimpleNamespace(id=f"warm-up-{id(doc)}", _document=doc)
-            for callback in list(doc.session_destroyed_callbacks):
-                try:
-                    callback(context)
-                except Exception:
-                    log.debug("a session-destroyed hook failed on the warm-up session", exc_info=True)
-            pn.state._onload.pop(doc, None)
-            pn.state._loaded.pop(doc, None)
+    # Outside the document: a hook that reads pn.state.location would otherwise make a new one for it.
+    context = SimpleNamespace(id=f"warm-up-{id(doc)}", _document=doc)
+    for callback in list(doc.session_destroyed_callbacks):
+        try:
+            callback(context)
+        except Exception:
+            log.debug("a session-destroyed hook failed on the warm-up session", exc_info=True)
+    for registry in (pn.state._onload, pn.state._loaded, pn.state._locations, pn.state._templates,
+                     pn.state._notifications, pn.state._periodic):
+        registry.pop(doc, None)
     return models
 
 if pn.state.served:

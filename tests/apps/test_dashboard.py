@@ -147,7 +147,7 @@ def test_warm_session_builds_a_whole_session_and_leaves_nothing_registered():
     before = {name: len(getattr(pn.state, name)) for name in registries}
     models = warm_session()
     assert models > 50  # the template, the navigation and the first page, all made into models
-    assert {name: len(getattr(pn.state, name)) for name in registries} == before
+    assert {name: len(getattr(pn.state, name)) for name in registries} == before, dict(pn.state._locations)
 
 
 def test_a_session_created_without_a_rendered_page_still_uses_local_stylesheets():
