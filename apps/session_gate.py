@@ -48,11 +48,15 @@ class SessionBuildGate:
         await self._lock.acquire()
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.max_wait_s
-        while True:
-            pause = self._last_end + self.pause_s - loop.time()
-            if pause <= 0 and (not self.awaiting_document or loop.time() >= give_up):
-                return
-            await asyncio.sleep(max(pause, 0.005))
+        try:
+            while True:
+                pause = self._last_end + self.pause_s - loop.time()
+                if pause <= 0 and (not self.awaiting_document or loop.time() >= give_up):
+                    return
+                await asyncio.sleep(max(pause, 0.005))
+        except BaseException:  # cancelled while waiting: never keep the lock, or no session is built again
+            self._lock.release()
+            raise
 
     async def __aexit__(self, *exc) -> None:
         self._last_end = asyncio.get_running_loop().time()

@@ -130,3 +130,32 @@ def test_gating_is_installed_once_and_tracks_the_websocket_handshake():
 
     _run(main())
     assert log == ["built", "ACK", "ACK", "PULL-DOC-REPLY", "closed"]
+
+
+def test_a_build_cancelled_while_it_waits_does_not_keep_the_gate_shut():
+    async def main():
+        gate = SessionBuildGate(pause_s=0.2)
+        async with gate:
+            pass  # the previous build: the next one must pause
+
+        async def waiting_build():
+            async with gate:
+                raise AssertionError("cancelled before it started")
+
+        task = asyncio.create_task(waiting_build())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+
+        async def later_build():
+            async with gate:  # still gets in, after what is left of the pause
+                return loop.time() - start
+
+        return await asyncio.wait_for(later_build(), 5.0)  # a gate left shut: TimeoutError
+
+    assert _run(main()) < 1.0
