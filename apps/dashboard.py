@@ -359,7 +359,6 @@ def warm_up(pages: list[PageSpec] | None = None) -> list[str]:
     return built
 
 
-
 def warm_session(pages: list[PageSpec] | None = None) -> int:
     """Build one whole session's document outside any session, serialize it, and destroy it.
 
@@ -396,6 +395,7 @@ def warm_session(pages: list[PageSpec] | None = None) -> int:
                      pn.state._notifications, pn.state._periodic):
         registry.pop(doc, None)
     return models
+
 
 if pn.state.served:
     create_app().servable(title=TITLE)

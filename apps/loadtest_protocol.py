@@ -135,18 +135,17 @@ def model_names(doc: dict) -> dict[str, tuple[str, int]]:
 
 
 def rename_models(events: list[dict], names: dict) -> list[dict]:
-    """``events`` with each ``model.id`` replaced through ``names`` (events whose model is unknown are dropped)."""
+    """``events`` with each ``model.id`` replaced through ``names`` (events whose model is unknown are dropped).
+
+    One way, ``names`` is :func:`model_names` (id → (type, ordinal)); the other, its inverse. A
+    (type, ordinal) read back from JSON is a list, and is looked up as the tuple it was."""
     out = []
     for event in events:
         model = event.get("model", {}).get("id")
+        model = tuple(model) if isinstance(model, list) else model
         if model in names:
             out.append({**event, "model": {"id": names[model]}})
     return out
-
-
-def _patch_events(events: list[dict], ids_by_name: dict[tuple[str, int], str]) -> list[dict]:
-    return [{**e, "model": {"id": ids_by_name[tuple(e["model"]["id"])]}} for e in events
-            if tuple(e["model"]["id"]) in ids_by_name]
 
 
 async def protocol_reader(url: str, client: ClientTimes, timeout_s: float = 240) -> dict:
@@ -178,7 +177,7 @@ async def protocol_reader(url: str, client: ClientTimes, timeout_s: float = 240)
             ids_by_name = {name: mid for mid, name in model_names(reply["doc"]).items()}
             # Sent one after another without waiting, as a browser does; then every answer is read.
             pending = {await socket.send("PATCH-DOC", {"events": [event]})
-                       for event in _patch_events(client.patches, ids_by_name)}
+                       for event in rename_models(client.patches, ids_by_name)}
             while pending:
                 header, body, _buffers = await asyncio.wait_for(socket.read(), timeout_s)
                 if header.get("msgtype") == "ERROR":
@@ -306,7 +305,7 @@ def run_protocol_load(url: str, readers: int, client: ClientTimes | None = None,
     client = client or ClientTimes()
     measured = server_pids is not None
     server_pids = server_pids or (lambda: [])
-    report: dict = {"url": url, "readers": readers, "mode": "protocol" if not client.drawing_s else "own machines",
+    report: dict = {"url": url, "readers": readers, "mode": "own machines" if client.browser_first_figure_s is not None else "protocol",
                     "load_before": os.getloadavg(), "client": {"before_websocket_s": client.before_websocket_s,
                                                                "drawing_s": client.drawing_s,
                                                                "patches": len(client.patches)}}
@@ -348,7 +347,7 @@ def protocol_summary(report: dict) -> str:
              line("page with its session (s)", "page_s"),
              line("+ scripts and styles (s)", "assets_s"),
              line("+ document over the websocket (s)", "document_s")]
-    if client["drawing_s"]:
+    if report["mode"] == "own machines":
         lines.insert(1, f"client time, measured on one browser: {client['before_websocket_s']:.2f} s before the "
                         f"websocket, {client['drawing_s']:.2f} s to draw; {client['patches']} messages replayed")
         if client.get("model_first_figure_s") is not None:

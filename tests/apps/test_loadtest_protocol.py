@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.loadtest_protocol import _document_arrival_ms, _patch_events, model_names, rename_models
+from apps.loadtest_protocol import _document_arrival_ms, model_names, rename_models
 
 
 def _doc(first_id: int) -> dict:
@@ -27,7 +27,9 @@ def test_a_browsers_events_are_replayed_on_another_sessions_models():
     named = rename_models(recorded, model_names(_doc(1000)))
     assert named == [{"kind": "ModelChanged", "model": {"id": ("Plotly", 1)}, "attr": "relayout_data", "new": 1}]
     ids = {name: mid for mid, name in model_names(_doc(2000)).items()}
-    assert _patch_events(named, ids)[0]["model"] == {"id": "p2002"}
+    assert rename_models(named, ids)[0]["model"] == {"id": "p2002"}
+    as_json = [{**named[0], "model": {"id": list(named[0]["model"]["id"])}}]  # a recording read back
+    assert rename_models(as_json, ids)[0]["model"] == {"id": "p2002"}
 
 
 def test_the_document_arrives_with_its_last_buffer():
